@@ -1,0 +1,26 @@
+"""testbed render TOPOLOGY [-o FILE]"""
+from __future__ import annotations
+
+import os
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("render", help="print a standalone bash (iproute2) script that builds the lab")
+    p.add_argument("topology")
+    p.add_argument("--name", help="lab name used in the script")
+    p.add_argument("-o", "--output", help="write to FILE (made executable) instead of stdout")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from testbed import topology
+    from testbed.render import render_script
+
+    script = render_script(topology.load(args.topology, name=args.name))
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(script)
+        os.chmod(args.output, 0o755)
+    else:
+        print(script, end="")
+    return 0

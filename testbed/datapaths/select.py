@@ -1,0 +1,61 @@
+"""Which datapath a lab gets: `datapath: auto|kernel|ref` (or an override)."""
+from __future__ import annotations
+
+import os
+
+from testbed.datapaths import Datapath, DatapathError
+from testbed.model import Topology
+
+CHOICES = ("auto", "kernel", "ref")
+
+
+def features_used(topo: Topology) -> list[str]:
+    """The datapath features a topology needs, in a stable order."""
+    used: list[str] = []
+    for node in topo.nodes.values():
+        if node.srl2 and "srl2" not in used:
+            used.append("srl2")
+        for sid in node.sids:
+            if sid.action not in used:
+                used.append(sid.action)
+    return used
+
+
+def choose(topo: Topology, override: str | None = None) -> Datapath | None:
+    """The datapath for `topo`, or None if it has no srl2 device or SID.
+
+    auto = kernel where this kernel has every feature the topology uses,
+    else ref.  kernel when the kernel lacks one fails fast with the probe's
+    reason.  The TESTBED_DATAPATH environment variable overrides the YAML
+    (as --datapath does)."""
+    choice = override or os.environ.get("TESTBED_DATAPATH") or topo.datapath
+    if choice not in CHOICES:
+        raise DatapathError(f"datapath must be one of {', '.join(CHOICES)}, not {choice!r}")
+    used = features_used(topo)
+    if not used:
+        return None
+    if choice in ("auto", "kernel"):
+        from testbed.datapaths.kernel import KernelDatapath
+
+        reason = KernelDatapath.probe().reason(used)
+        if reason is None:
+            return KernelDatapath()
+        if choice == "kernel":
+            raise DatapathError(f"{reason}; use `--datapath ref` for the reference datapath")
+    from testbed.datapaths.ref import RefDatapath
+
+    reason = RefDatapath.probe().reason(used)
+    if reason is not None:
+        raise DatapathError(reason)
+    return RefDatapath()
+
+
+def attach(name: str, rundir: str) -> Datapath:
+    """The datapath of a lab built by another process (for status/counters)."""
+    if name == "kernel":
+        from testbed.datapaths.kernel import KernelDatapath
+
+        return KernelDatapath()
+    from testbed.datapaths.ref import RefDatapath
+
+    return RefDatapath.attach(rundir)

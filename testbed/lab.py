@@ -1,0 +1,363 @@
+"""A topology model made real: namespaces, veths, bridges, addresses,
+routes, rules, sysctls, SIDs and srl2 devices, through pyroute2.
+
+Bring-up is all-or-nothing: a kernel refusal is reported with the kernel's
+own message and the YAML place that asked for it, and whatever was already
+made is removed.  Every namespace is named `<lab>-<node>` so labs never
+collide, and the lab's record (testbed.state) is written before the first
+object exists, so a crash at any point leaves something `down --stale` can
+reap.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+from typing import Callable, Iterator, TypeVar
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from testbed import linux, state
+from testbed.kerror import kernel_text
+from testbed.datapaths import Datapath, DatapathError
+from testbed.model import NOWHERE, Node, Topology, Where
+from testbed.seg6encap import seg6_route_encap
+from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
+
+T = TypeVar("T")
+
+# Defaults instead of boilerplate in every topology.
+BASE_SYSCTLS = {
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+}
+ROUTER_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv6.conf.all.seg6_enabled": "1",
+    "net.ipv6.conf.default.seg6_enabled": "1",
+}
+ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
+BRIDGE_VLAN_INFO_PVID = 0x2
+BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+
+
+class LabError(Exception):
+    """Bring-up or teardown failed; `where` is the YAML place responsible."""
+
+    def __init__(self, message: str, where: Where | None = None):
+        super().__init__(message)
+        self.where = where
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        if self.where is not None and self.where != NOWHERE:
+            return f"{self.where}: {msg}"
+        return msg
+
+
+def netns_name(lab: str, node: str) -> str:
+    return f"{lab}-{node}"
+
+
+def _sysctl_needs_interfaces(key: str) -> bool:
+    """net.ipv6.conf.veth0.x only exists once veth0 does; all/default must
+    be set before interfaces are made, to be inherited by them."""
+    parts = key.split(".")
+    return len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default")
+
+
+class Lab:
+    """A running lab.  Use `Lab.up(topo)` (or as a context manager) to build
+    it and `down()` to remove it; `Lab.attach(name)` re-opens one built by
+    another process."""
+
+    def __init__(self, topo: Topology | None, name: str, record: state.Record):
+        self.topo = topo
+        self.name = name
+        self.record = record
+        self.ns = {node: linux.Netns(ns) for node, ns in record.netns.items()}
+        self.datapath: Datapath | None = None
+
+    # ---- construction -------------------------------------------------
+
+    @classmethod
+    def up(cls, topo: Topology, name: str | None = None, datapath: str | None = None,
+           owner: str = "process") -> "Lab":
+        """Build `topo` as lab `name` (default: the topology's name).  Raises
+        LabError (kernel refusal, name taken) or DatapathError; nothing is
+        left behind when it does."""
+        missing = linux.is_root_capable()
+        if missing:
+            raise LabError(missing)
+        name = name or topo.name
+        state.reap_stale()
+        record = state.Record(
+            name=name, topology=topo.source, owner=state.Proc.of(os.getpid(), owner),
+            netns={n: netns_name(name, n) for n in topo.nodes},
+            rundir=os.path.join(state.STATE_DIR, name))
+        try:
+            state.claim(record)
+        except state.LabExists as e:
+            raise LabError(str(e)) from None
+        lab = cls(topo, name, record)
+        try:
+            lab._build(datapath)
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    @classmethod
+    def attach(cls, name: str) -> "Lab":
+        record = state.load(name)
+        if record is None:
+            raise LabError(f"no lab named {name!r} is up (see: testbed status)")
+        return cls(None, name, record)
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    def _build(self, datapath_choice: str | None) -> None:
+        from testbed.datapaths.select import choose  # heavy imports only when needed
+
+        topo = self.topo
+        assert topo is not None
+        try:
+            self.datapath = choose(topo, datapath_choice)
+        except DatapathError as e:
+            raise LabError(str(e), e.where) from None
+        self.record.datapath = self.datapath.name if self.datapath else "none"
+        os.makedirs(self.record.rundir, exist_ok=True)
+        self.record.save()
+
+        for node in topo.nodes.values():
+            linux.create_netns(self.ns[node.name].name)
+        for node in topo.nodes.values():
+            early = dict(BASE_SYSCTLS)
+            if node.kind == "router":
+                early.update(ROUTER_SYSCTLS)
+            early.update({k: v for k, v in node.sysctls.items() if not _sysctl_needs_interfaces(k)})
+            self._sysctls(node, early)
+            self._req(node, node.where, "set lo up", lambda ipr: ipr.link("set", index=1, state="up"))
+        self._links()
+        for node in topo.nodes.values():
+            self._bridges(node)
+        if self.datapath:
+            for node in topo.nodes.values():
+                if node.srl2 or node.sids:
+                    self._datapath_start(node)
+            self.record.procs = [state.Proc.of(pid, "datapath") for pid in self.datapath.processes()]
+            self.record.save()
+        for node in topo.nodes.values():
+            self._srl2_ports(node)
+            self._interfaces(node)
+            self._sysctls(node, {k: v for k, v in node.sysctls.items() if _sysctl_needs_interfaces(k)})
+            if node.tunsrc is not None:
+                self._tunsrc(node)
+            for rule in node.rules:
+                self._rule(node, rule)
+            for route in node.routes:
+                self._route(node, route)
+
+    # ---- requests -----------------------------------------------------
+
+    def _req(self, node: Node, where: Where, what: str, fn: Callable[..., T]) -> T:
+        """Run one rtnetlink request in the node; a refusal becomes a LabError
+        carrying the kernel's message and the YAML place."""
+        try:
+            return fn(self.ns[node.name].ipr)
+        except NetlinkError as e:
+            raise LabError(f"{node.name}: {what}: kernel said: {kernel_text(e)}", where) from None
+
+    def ifindex(self, node: str, ifname: str) -> int:
+        found = self.ns[node].ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise LabError(f"{node}: no interface {ifname!r}")
+        return found[0]
+
+    def _sysctls(self, node: Node, values: dict[str, str]) -> None:
+        try:
+            self.ns[node.name].write_sysctls(values)
+        except OSError as e:
+            key = next(iter(values))
+            raise LabError(f"{node.name}: sysctl {e.filename or key}: {e.strerror}", node.where) from None
+
+    def _links(self) -> None:
+        assert self.topo is not None
+        for link in self.topo.links:
+            a, b = self.topo.nodes[link.a.node], self.topo.nodes[link.b.node]
+            peer_fd = self.ns[b.name].fd()
+            try:
+                peer = {"ifname": link.b.ifname, "net_ns_fd": peer_fd}
+                extra = {}
+                if link.mtu:
+                    peer["mtu"] = extra["mtu"] = link.mtu
+                self._req(a, link.where, f"veth {link.a} -- {link.b}",
+                          lambda ipr: ipr.link("add", ifname=link.a.ifname, kind="veth", peer=peer, **extra))
+            finally:
+                os.close(peer_fd)
+
+    def _bridges(self, node: Node) -> None:
+        for br in node.bridges.values():
+            opts = {"br_vlan_filtering": 1} if br.vlan_filtering else {}
+            self._req(node, br.where, f"bridge {br.name}",
+                      lambda ipr: ipr.link("add", ifname=br.name, kind="bridge", **opts))
+            br_index = self.ifindex(node.name, br.name)
+            for port in br.ports:
+                if port.name in node.srl2:
+                    continue  # made by the datapath; enslaved in _srl2_ports
+                self._port(node, br_index, port)
+
+    def _port(self, node: Node, br_index: int, port) -> None:
+        index = self.ifindex(node.name, port.name)
+        self._req(node, port.where, f"{port.name} master bridge",
+                  lambda ipr: ipr.link("set", index=index, master=br_index))
+        for vid in port.vlans:
+            self._req(node, port.where, f"bridge vlan {vid} on {port.name}",
+                      lambda ipr: ipr.vlan_filter("add", index=index, vlan_info={"vid": vid}))
+        if port.pvid is not None:
+            flags = BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED
+            self._req(node, port.where, f"bridge pvid {port.pvid} on {port.name}",
+                      lambda ipr: ipr.vlan_filter("add", index=index,
+                                                  vlan_info={"vid": port.pvid, "flags": flags}))
+
+    def _datapath_start(self, node: Node) -> None:
+        assert self.datapath is not None and self.topo is not None
+        try:
+            sids = [dataclasses.replace(s, dev=self.topo.sid_dev(node.name, s)) for s in node.sids]
+            self.datapath.start_node(self.ns[node.name], list(node.srl2.values()), sids)
+        except DatapathError as e:
+            raise LabError(f"{node.name}: {e}", e.where) from None
+
+    def _srl2_ports(self, node: Node) -> None:
+        for br in node.bridges.values():
+            for port in br.ports:
+                if port.name in node.srl2:
+                    self._port(node, self.ifindex(node.name, br.name), port)
+
+    def _interfaces(self, node: Node) -> None:
+        """Per-interface settings and addresses, then everything up."""
+        for ifname in self._all_ifnames(node):
+            conf = node.interfaces.get(ifname)
+            index = self.ifindex(node.name, ifname)
+            where = conf.where if conf else node.where
+            attrs = {}
+            if conf and conf.mac:
+                attrs["address"] = conf.mac
+            if conf and conf.mtu:
+                attrs["mtu"] = conf.mtu
+            if attrs:
+                self._req(node, where, f"set {ifname} {attrs}", lambda ipr: ipr.link("set", index=index, **attrs))
+            for addr in conf.addresses if conf else ():
+                self._req(node, where, f"address {addr} on {ifname}",
+                          lambda ipr: ipr.addr("add", index=index, address=str(addr.ip),
+                                               prefixlen=addr.network.prefixlen))
+            if conf is None or conf.up:
+                self._req(node, where, f"set {ifname} up", lambda ipr: ipr.link("set", index=index, state="up"))
+
+    def _all_ifnames(self, node: Node) -> list[str]:
+        assert self.topo is not None
+        names = [end.ifname for _, end, _ in self.topo.veth_ends(node.name)]
+        names += list(node.bridges) + list(node.srl2)
+        names += [n for n in node.interfaces if n not in names and n != "lo"]
+        if "lo" in node.interfaces:
+            names.append("lo")
+        return names
+
+    def _tunsrc(self, node: Node) -> None:
+        genl = Seg6Genl(self.ns[node.name].socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC))
+        try:
+            genl.set_tunsrc(node.tunsrc)
+        except NetlinkError as e:
+            raise LabError(f"{node.name}: sr tunsrc {node.tunsrc}: kernel said: {kernel_text(e)}",
+                           node.where) from None
+        finally:
+            genl.close()
+
+    def _rule(self, node: Node, rule) -> None:
+        family = socket.AF_INET6 if rule.family == 6 else socket.AF_INET
+        kw = {"family": family, "table": rule.lookup, "action": "FR_ACT_TO_TBL"}
+        if rule.prio is not None:
+            kw["priority"] = rule.prio
+        if rule.to is not None:
+            kw.update(dst=str(rule.to.network_address), dst_len=rule.to.prefixlen)
+        if rule.src is not None:
+            kw.update(src=str(rule.src.network_address), src_len=rule.src.prefixlen)
+        self._req(node, rule.where, "rule", lambda ipr: ipr.rule("add", **kw))
+
+    def route_request(self, node: str, route) -> dict:
+        """The pyroute2 keyword arguments for a model Route."""
+        kw: dict = {"dst": str(route.dst), "type": ROUTE_TYPES[route.type],
+                    "family": socket.AF_INET6 if route.family == 6 else socket.AF_INET}
+        if route.table is not None:
+            kw["table"] = route.table
+        if route.metric is not None:
+            kw["priority"] = route.metric
+        if route.via is not None:
+            kw["gateway"] = str(route.via)
+        if route.dev is not None:
+            kw["oif"] = self.ifindex(node, route.dev)
+        if route.src is not None:
+            kw["prefsrc"] = str(route.src)
+        if route.hoplimit is not None:
+            kw["metrics"] = {"hoplimit": route.hoplimit}
+        if route.encap is not None:
+            kw["encap"] = seg6_route_encap(route.encap.mode, route.encap.segs)
+        return kw
+
+    def _route(self, node: Node, route) -> None:
+        kw = self.route_request(node.name, route)
+        self._req(node, route.where, f"route {route.dst}", lambda ipr: ipr.route("add", **kw))
+
+    # ---- use ----------------------------------------------------------
+
+    def node(self, name: str) -> linux.Netns:
+        try:
+            return self.ns[name]
+        except KeyError:
+            raise LabError(f"lab {self.name!r} has no node {name!r} "
+                           f"(nodes: {', '.join(sorted(self.ns))})") from None
+
+    def counters(self, node: str, ifname: str) -> dict[str, int]:
+        if self.datapath is None:
+            raise LabError(f"lab {self.name!r} has no datapath devices")
+        return self.datapath.counters(self.node(node), ifname)
+
+    def datapath_for_status(self) -> Datapath | None:
+        """The lab's datapath, re-created from the record in another process."""
+        if self.datapath is None and self.record.datapath in ("kernel", "ref"):
+            from testbed.datapaths.select import attach
+
+            self.datapath = attach(self.record.datapath, self.record.rundir)
+        return self.datapath
+
+    def close(self) -> None:
+        """Forget the lab in this process, leaving it running."""
+        for ns in self.ns.values():
+            ns.close()
+
+    # ---- teardown -----------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Remove everything this lab made; safe to call twice."""
+        if self.datapath is not None:
+            with contextlib.suppress(Exception):
+                self.datapath.stop()
+        self.close()
+        with state.locked():
+            return state.reap(self.record)
+
+
+@contextlib.contextmanager
+def lab_up(topo: Topology, name: str | None = None, datapath: str | None = None) -> Iterator[Lab]:
+    lab = Lab.up(topo, name, datapath)
+    try:
+        yield lab
+    finally:
+        lab.down()
+

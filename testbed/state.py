@@ -1,0 +1,180 @@
+"""What each lab made, on disk, so that `down` and stale reaping work from
+any process, even after the owner was SIGKILLed.
+
+One JSON record per lab under STATE_DIR, written (atomically) before the
+first kernel object is made and updated as the lab grows.  A lab is stale
+when its owner process is gone (pid + start time, so a recycled pid does not
+keep a dead lab alive).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import select
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+
+from testbed import linux
+
+STATE_DIR = os.environ.get("TESTBED_STATE_DIR", "/run/testbed")
+
+
+@dataclass
+class Proc:
+    pid: int
+    start: int | None  # /proc/PID/stat start time, guards against pid reuse
+    what: str = ""
+
+    @classmethod
+    def of(cls, pid: int, what: str = "") -> "Proc":
+        return cls(pid, linux.process_start_time(pid), what)
+
+    def alive(self) -> bool:
+        return linux.pid_alive(self.pid, self.start)
+
+
+@dataclass
+class Record:
+    name: str
+    topology: str
+    owner: Proc
+    netns: dict[str, str]  # node -> netns name
+    datapath: str = ""
+    created: float = field(default_factory=time.time)
+    procs: list[Proc] = field(default_factory=list)
+    rundir: str = ""  # per-lab directory (control sockets, configs)
+
+    @property
+    def path(self) -> str:
+        return record_path(self.name)
+
+    def stale(self) -> bool:
+        return not self.owner.alive()
+
+    def save(self) -> None:
+        os.makedirs(STATE_DIR, exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(self), f, indent=1)
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Record":
+        data = dict(data)
+        data["owner"] = Proc(**data["owner"])
+        data["procs"] = [Proc(**p) for p in data.get("procs", [])]
+        return cls(**data)
+
+
+def record_path(name: str) -> str:
+    return os.path.join(STATE_DIR, f"{name}.json")
+
+
+def load(name: str) -> Record | None:
+    try:
+        with open(record_path(name)) as f:
+            return Record.from_json(json.load(f))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError):
+        # A half-written or foreign file: treat as a dead lab of that name.
+        return Record(name=name, topology="?", owner=Proc(0, None), netns={})
+
+
+def all_records() -> list[Record]:
+    try:
+        names = sorted(f[:-5] for f in os.listdir(STATE_DIR) if f.endswith(".json"))
+    except FileNotFoundError:
+        return []
+    return [r for r in (load(n) for n in names) if r is not None]
+
+
+@contextlib.contextmanager
+def locked():
+    """Serialise claiming and reaping of lab names across processes."""
+    os.makedirs(STATE_DIR, exist_ok=True)
+    with open(os.path.join(STATE_DIR, ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class LabExists(Exception):
+    pass
+
+
+def claim(record: Record) -> None:
+    """Write the record of a new lab; refuse if a live lab has the name or
+    one of its namespaces already exists (a stale one is reaped first)."""
+    with locked():
+        old = load(record.name)
+        if old is not None:
+            if not old.stale():
+                raise LabExists(
+                    f"lab {record.name!r} is already up (owner pid {old.owner.pid}); "
+                    f"choose another name with --name, or run: testbed down {record.name}")
+            reap(old)
+        taken = sorted(set(record.netns.values()) & set(linux.list_netns()))
+        if taken:
+            raise LabExists(
+                f"network namespace {taken[0]} already exists and is not testbed's lab "
+                f"{record.name!r}; remove it (ip netns del {taken[0]}) or choose another --name")
+        record.save()
+
+
+def kill(proc: Proc, grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, a process we started."""
+    if not proc.alive():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    if not wait_exit(proc.pid, grace) and proc.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait (without polling) until PID exits; False on timeout."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def reap(record: Record) -> list[str]:
+    """Remove everything a record says its lab made.  Idempotent."""
+    removed = []
+    for proc in record.procs:
+        kill(proc)
+    for ns in record.netns.values():
+        if linux.delete_netns(ns):
+            removed.append(ns)
+    if record.rundir:
+        with contextlib.suppress(FileNotFoundError):
+            for f in os.listdir(record.rundir):
+                os.unlink(os.path.join(record.rundir, f))
+            os.rmdir(record.rundir)
+    for leftover in (record.path, os.path.join(STATE_DIR, f"{record.name}.log")):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
+    return removed
+
+
+def reap_stale() -> list[Record]:
+    """Reap every lab whose owner is dead; return their records."""
+    reaped = []
+    with locked():
+        for rec in all_records():
+            if rec.stale():
+                reap(rec)
+                reaped.append(rec)
+    return reaped

@@ -1,0 +1,347 @@
+"""testbed.topology: YAML -> validated model.
+
+Golden error cases: tests/errors/NAME.yaml with the exact expected message in
+tests/errors/NAME.txt.  Regenerate the .txt files after a deliberate change
+of wording with
+
+    UPDATE_GOLDEN=1 python -m pytest tests/test_topology.py
+
+and review the diff.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from testbed import model, topology
+from testbed.diagnostics import Diagnostic, TopologyError
+from testbed.model import Where
+
+ROOT = Path(__file__).resolve().parent.parent
+ERRORS = ROOT / "tests" / "errors"
+TOPOLOGIES = ROOT / "topologies"
+UPDATE = os.environ.get("UPDATE_GOLDEN") not in (None, "", "0")
+
+GOLDEN = sorted(p.stem for p in ERRORS.glob("*.yaml"))
+TOPOS = sorted(p.name for p in TOPOLOGIES.glob("*.yaml"))
+
+
+@pytest.fixture
+def at_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+# ---------------------------------------------------------------- golden errors
+
+@pytest.mark.parametrize("case", GOLDEN)
+def test_golden_error(case, at_root):
+    rel = f"tests/errors/{case}.yaml"
+    with pytest.raises(TopologyError) as info:
+        topology.load(rel)
+    got = str(info.value) + "\n"
+    expected_file = ERRORS / f"{case}.txt"
+    if UPDATE:
+        expected_file.write_text(got)
+    assert expected_file.exists(), f"no golden {expected_file.name}; run with UPDATE_GOLDEN=1"
+    assert got == expected_file.read_text()
+    # every diagnostic points into the file, sorted
+    diags = info.value.diagnostics
+    assert all(d.where.file == rel for d in diags)
+    keys = [(d.where.line, d.where.col) for d in diags]
+    assert keys == sorted(keys)
+
+
+def test_every_golden_has_expectation():
+    assert {p.stem for p in ERRORS.glob("*.txt")} == set(GOLDEN)
+
+
+def test_goldens_cover_several_mistakes_at_once(at_root):
+    with pytest.raises(TopologyError) as info:
+        topology.load("tests/errors/many-mistakes.yaml")
+    assert len(info.value.diagnostics) >= 10
+
+
+# ---------------------------------------------------------------- good topologies
+
+@pytest.mark.parametrize("fname", TOPOS)
+def test_topologies_load(fname, at_root):
+    topo = topology.load(f"topologies/{fname}")
+    assert topo.name == Path(fname).stem
+    assert topo.source == f"topologies/{fname}"
+    assert topo.nodes
+    for node in topo.nodes.values():
+        assert node.where.file == f"topologies/{fname}" and node.where.line > 0
+        assert next(iter(node.interfaces)) == "lo"
+        # every reference resolves to an interface of the node
+        for s in node.sids:
+            for name in (s.oif, s.l2dev, s.dev):
+                assert name is None or name in node.interfaces
+        for r in node.routes:
+            assert r.dev is None or r.dev in node.interfaces
+        for br in node.bridges.values():
+            names = [p.name for p in br.ports]
+            assert len(names) == len(set(names))
+            assert all(n in node.interfaces for n in names)
+    for link in topo.links:
+        for end in (link.a, link.b):
+            assert end.ifname in topo.nodes[end.node].interfaces
+    # the file starts with a comment (what it is, a picture)
+    assert (TOPOLOGIES / fname).read_text().startswith("#")
+
+
+def test_p2p_model(at_root):
+    topo = topology.load("topologies/p2p.yaml")
+    rt1 = topo.nodes["rt-1"]
+    assert rt1.kind == "router" and topo.nodes["hs-1"].kind == "host"
+    assert topo.datapath == "auto"
+    # srl2 `bridge: br0` adds the device to br0's ports, once
+    assert [p.name for p in rt1.bridges["br0"].ports] == ["veth-hs", "srl2-0"]
+    assert rt1.srl2["srl2-0"].segs == [ipaddress.IPv6Address("fcff:2::d20")]
+    assert list(rt1.interfaces) == ["lo", "veth-hs", "veth-rt2", "br0", "srl2-0"]
+    assert rt1.interfaces["br0"].addresses == [ipaddress.ip_interface("10.0.0.254/24"),
+                                               ipaddress.ip_interface("cafe::254/64")]
+    assert rt1.interfaces["veth-hs"].addresses == []
+    sid = rt1.sids[0]
+    assert sid.sid == ipaddress.IPv6Network("fcff:1::d20/128")
+    assert (sid.action, sid.l2dev, sid.table) == ("End.DT2U", "srl2-0", 90)
+    assert sid.where == Where("topologies/p2p.yaml", 29, 9)
+    route = rt1.routes[0]
+    assert route.dst == ipaddress.ip_network("fcff:2::/32") and route.table == 90
+    assert route.via == ipaddress.ip_address("fcf0:0:1:2::2") and route.family == 6
+    rule = rt1.rules[0]
+    assert (rule.to, rule.lookup, rule.prio, rule.family) == (ipaddress.ip_network("fcff::/16"), 90, 999, 6)
+    assert topo.links[0].a == model.Endpoint("hs-1", "veth0", Where("topologies/p2p.yaml", 52, 6))
+    assert topo.needs_srl2
+
+
+def test_srl2_listed_in_ports_and_bridge_key_is_one_port():
+    topo = topology.loads("nodes:\n  r:\n    bridges: {br0: {ports: [s0]}}\n"
+                          "    srl2: {s0: {segs: ['fc00::1'], bridge: br0}}\n", "x.yaml")
+    assert [p.name for p in topo.nodes["r"].bridges["br0"].ports] == ["s0"]
+
+
+def test_chain(at_root):
+    topo = topology.load("topologies/chain.yaml")
+    assert len(topo.nodes["rt-1"].srl2["srl2-0"].segs) == 3
+    assert [s.action for s in topo.nodes["rt-2"].sids] == ["End"]
+    # every router routes (table 90) to every other router's locator
+    routers = [n for n in topo.nodes.values() if n.kind == "router"]
+    for r in routers:
+        dsts = {rt.dst for rt in r.routes if rt.table == 90}
+        for other in routers:
+            if other is not r:
+                n = other.name.split("-")[1]
+                assert ipaddress.ip_network(f"fcff:{n}::/32") in dsts
+
+
+def test_mesh4(at_root):
+    topo = topology.load("topologies/mesh4.yaml")
+    assert not topo.needs_srl2
+    rt2 = topo.nodes["rt-2"]
+    enc = [r.encap for r in rt2.routes if r.encap]
+    assert {e.mode for e in enc} == {"l2encap.red"}
+    assert enc[0].segs == [ipaddress.IPv6Address(a) for a in ("fcff:4::e", "fcff:3::e", "fcff:1::d2")]
+    assert {s.action for s in rt2.sids} == {"End", "End.DX2"}
+    assert rt2.interfaces["veth-hs"].mac == "00:00:00:c0:01:01"
+
+
+def test_dx2(at_root):
+    topo = topology.load("topologies/dx2.yaml")
+    (sid,) = topo.nodes["rt-2"].sids
+    assert (sid.action, sid.oif, sid.l2dev) == ("End.DX2", "veth-hs", None)
+
+
+# ---------------------------------------------------------------- details
+
+def test_name_override_and_default():
+    text = "nodes: {hs-1: }\n"
+    assert topology.loads(text, "dir/lab-x.yaml").name == "lab-x"
+    assert topology.loads("name: y\n" + text, "dir/lab-x.yaml").name == "y"
+    assert topology.loads("name: y\n" + text, "dir/lab-x.yaml", name="z-1").name == "z-1"
+    with pytest.raises(TopologyError, match=r"lab name 'Z_1' \(given by the caller\) is invalid"):
+        topology.loads(text, "x.yaml", name="Z_1")
+    with pytest.raises(TopologyError, match=r"taken from the file name"):
+        topology.loads(text, "my_lab.yaml")
+
+
+def test_default_route_family():
+    def one(route: str) -> model.Route:
+        topo = topology.loads("nodes:\n  h:\n    routes:\n      - " + route + "\n", "x.yaml")
+        return topo.nodes["h"].routes[0]
+
+    assert one("{dst: default, via: 10.0.0.1}").dst == ipaddress.ip_network("0.0.0.0/0")
+    assert one("{dst: default, via: 'fe80::1', dev: lo}").dst == ipaddress.ip_network("::/0")
+    assert one("{dst: default, src: 'cafe::1', dev: lo}").dst == ipaddress.ip_network("::/0")
+    assert one("{dst: '::/0', dev: lo, encap: {segs: ['fc00::1']}}").family == 6
+    assert one("{dst: 0.0.0.0/0, dev: lo, encap: {segs: ['fc00::1']}}").encap.mode == "encap"
+    assert one("{dst: 10.0.0.0/8, type: blackhole}").type == "blackhole"
+    assert one("{dst: 10.0.0.0/8, dev: lo, table: main}").table == 254
+    with pytest.raises(TopologyError, match="needs via"):
+        one("{dst: default, dev: lo}")
+
+
+def test_literal_scalars():
+    """Names and addresses are taken literally, whatever YAML 1.1 would make
+    of them (sexagesimal integers, booleans)."""
+    text = ("nodes:\n  on:\n    interfaces: {veth0: {mac: 10:20:30:40:50:60}}\n"
+            "    sids: [{sid: 1:2:3:4:5:6:7:8, action: End}]\n"
+            "    sysctls: {net.ipv4.ip_forward: yes, net.ipv4.conf.all.rp_filter: 0x2}\n"
+            "  2: {}\n"
+            "links: [[on:veth0, 2:veth0]]\n")
+    topo = topology.loads(text, "x.yaml")
+    node = topo.nodes["on"]
+    assert node.interfaces["veth0"].mac == "10:20:30:40:50:60"
+    assert node.sids[0].sid == ipaddress.IPv6Network("1:2:3:4:5:6:7:8/128")
+    assert node.sysctls == {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2"}
+    assert set(topo.nodes) == {"on", "2"}
+
+
+def test_anchors_and_merge_keys():
+    text = ("name: m\n"
+            "nodes:\n"
+            "  r1: &rt\n"
+            "    kind: router\n"
+            "    rules: [{to: 'fcff::/16', lookup: 90, prio: 999}]\n"
+            "  r2:\n"
+            "    <<: *rt\n"
+            "    tunsrc: 'fc00::2'\n"
+            "  h: {}\n")
+    topo = topology.loads(text, "x.yaml")
+    assert topo.nodes["r2"].kind == "router"
+    assert topo.nodes["r2"].rules[0].lookup == 90
+    assert topo.nodes["r2"].tunsrc == ipaddress.IPv6Address("fc00::2")
+
+
+def test_recursive_alias_is_an_error_not_a_crash():
+    with pytest.raises(TopologyError):
+        topology.loads("nodes: &a {h: *a}\n", "x.yaml")
+    with pytest.raises(TopologyError):
+        topology.loads("nodes:\n  h: &a\n    <<: *a\n    routes: *a\n", "x.yaml")
+
+
+def test_deep_nesting():
+    with pytest.raises(TopologyError, match="invalid YAML"):
+        topology.loads("[" * 5000, "x.yaml")
+
+
+def test_huge_integer():
+    with pytest.raises(TopologyError, match="out of range"):
+        topology.loads("nodes: {h: {interfaces: {lo: {mtu: " + "9" * 5000 + "}}}}\n", "x.yaml")
+
+
+def test_diagnostic_format_and_sorting():
+    d1 = Diagnostic(Where("f.yaml", 3, 1), "b")
+    d2 = Diagnostic(Where("f.yaml", 1, 7), "a")
+    d3 = Diagnostic(Where("f.yaml", 1, 2), "c")
+    err = TopologyError([d1, d2, d3])
+    assert str(err) == "f.yaml:1:2: c\nf.yaml:1:7: a\nf.yaml:3:1: b"
+    assert err.diagnostics == [d3, d2, d1]
+    assert str(Diagnostic(Where("f.yaml", 0, 0), "cannot read")) == "f.yaml: cannot read"
+
+
+def test_unreadable_files(tmp_path, at_root):
+    with pytest.raises(TopologyError, match=r"^tests/errors/nope\.yaml: cannot read"):
+        topology.load("tests/errors/nope.yaml")
+    bad = tmp_path / "latin.yaml"
+    bad.write_bytes(b"name: x\ndescription: caf\xe9\n")
+    with pytest.raises(TopologyError, match=r"latin\.yaml:2:17: not UTF-8"):
+        topology.load(bad)
+
+
+def test_load_accepts_pathlike(at_root):
+    assert topology.load(Path("topologies/p2p.yaml")).source == "topologies/p2p.yaml"
+
+
+ODD_INPUTS = [
+    "? [a, b]\n: 1\n",
+    "nodes: {? {a: 1} : x}\n",
+    "nodes: {~: {}}\n",
+    "nodes: {h: {interfaces: {!!binary aGVsbG8=: {}}}}\n",
+    "nodes: {h: {interfaces: {lo: {mtu: !!int abc}}}}\n",
+    "nodes: {h: {interfaces: {lo: {mtu: !!int 0x}}}}\n",
+    "nodes: {h: {interfaces: {lo: {up: !!bool maybe}}}}\n",
+    "nodes: {h: {interfaces: {lo: {mtu: 2001-01-01}}}}\n",
+    "nodes: {h: {sysctls: {net.a: !!int x, net.b: !!bool z}}}\n",
+    "nodes: !!omap [{h: {}}]\n",
+    "--- a\n--- b\n",
+    "nodes: *undefined\n",
+    "a: &x [*x]\nnodes: {h: {routes: *x}}\n",
+    "nodes: {h: {<<: [1, *h]}}\n",
+    "nodes:\n  h:\n    interfaces:\n      lo: &l {addresses: *l}\n",
+    "\x00",
+    "\ud800",
+]
+
+
+@pytest.mark.parametrize("text", ODD_INPUTS)
+def test_odd_inputs(text):
+    _outcome(text)
+
+
+def test_explicit_tags_and_yaml11_integers():
+    topo = topology.loads("nodes: {h: {interfaces: {lo: {mtu: 1_500}}}, g: !!set {}}\n", "x.yaml")
+    assert topo.nodes["h"].interfaces["lo"].mtu == 1500
+    with pytest.raises(TopologyError, match=r"expected mtu \(an integer 68..65535\), got 'abc'"):
+        topology.loads("nodes: {h: {interfaces: {lo: {mtu: !!int abc}}}}\n", "x.yaml")
+
+
+# ---------------------------------------------------------------- fuzz
+
+def _outcome(text: str) -> None:
+    try:
+        topo = topology.loads(text, "fuzz.yaml")
+    except TopologyError as e:
+        assert e.diagnostics, "a TopologyError must carry diagnostics"
+        for d in e.diagnostics:
+            assert d.where.file == "fuzz.yaml"
+            assert d.message
+        str(e)
+    else:
+        assert isinstance(topo, model.Topology)
+
+
+P2P = (TOPOLOGIES / "p2p.yaml").read_text()
+# FUZZ_EXAMPLES=5000 for a longer run; no example database (nothing written to the tree)
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+                database=None, suppress_health_check=list(HealthCheck))
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_fuzz_random_text(text):
+    _outcome(text)
+
+
+@FUZZ
+@given(st.text(alphabet="{}[]:,-#&*!|>'\"%@`? \n\tabcfd0129./<~", max_size=200))
+def test_fuzz_yaml_punctuation(text):
+    _outcome(text)
+
+
+_pieces = st.sampled_from(["", "\n", ":", " ", "- ", "[", "]", "{", "}", ",", "  ", "\t", "'", '"',
+                           "&a ", "*a", "<<: ", "~", "null", "true", "0x", "999999", "-1", "::",
+                           "fcff::1", "10.0.0.1/24", "veth0", "rt-1:", "End.DX2", "br0", "srl2-0",
+                           "default", "table: main", "!!int ", "!foo ", "? ", "|\n", "\x07", "é"])
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, len(P2P)), st.integers(0, 12), _pieces), max_size=6))
+def test_fuzz_mutated_p2p(edits):
+    text = P2P
+    for pos, cut, piece in edits:
+        pos = min(pos, len(text))
+        text = text[:pos] + piece + text[pos + cut:]
+    _outcome(text)
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_shuffled_lines_of_p2p(data):
+    lines = P2P.splitlines(keepends=True)
+    picked = data.draw(st.lists(st.sampled_from(lines), max_size=len(lines)))
+    _outcome("".join(picked))
