@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from testbed.errors import TestbedError
 from testbed.model import Where
 
 
@@ -27,7 +28,7 @@ def _key(d: Diagnostic) -> tuple[str, int, int]:
     return (d.where.file, d.where.line, d.where.col)
 
 
-class TopologyError(Exception):
+class TopologyError(TestbedError):
     """Every problem found in a topology; str() is one diagnostic per line."""
 
     def __init__(self, diagnostics: list[Diagnostic]):

@@ -8,31 +8,35 @@ a sleep), then waits for SIGTERM (`testbed down`) and tears the lab down.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import traceback
 
 from testbed import state
+from testbed.errors import TestbedError
 from testbed.model import Topology
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
-class KeeperError(Exception):
+class KeeperError(TestbedError):
     pass
 
 
-def spawn(topo: Topology, name: str, datapath: str | None) -> int:
-    """Fork a keeper that builds `topo` as lab `name`; return its pid once
-    the lab is up, or raise KeeperError with the keeper's error text."""
+def spawn(topo: Topology, name: str, datapath: str | None, full_status: bool = False) -> dict:
+    """Fork a keeper that builds `topo` as lab `name`; once the lab is up,
+    return {"datapath", "keeper", "netns"} (plus "status", the kernel's view
+    from testbed.status.collect, if `full_status`), or raise KeeperError with
+    the keeper's error text."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # keeper
         os.close(r)
         code = 1
         try:
-            code = _keep(topo, name, datapath, w)
+            code = _keep(topo, name, datapath, w, full_status)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -46,8 +50,8 @@ def spawn(topo: Topology, name: str, datapath: str | None) -> int:
         raise
     finally:
         os.close(r)
-    if reply == "ok\n":
-        return pid
+    if reply.startswith("ok\n"):
+        return json.loads(reply[3:])
     os.waitpid(pid, 0)
     raise KeeperError(reply.removeprefix("error\n").rstrip() or
                       f"the lab keeper died while building lab {name!r} (see {log_path(name)})")
@@ -57,6 +61,11 @@ def log_path(name: str) -> str:
     return os.path.join(state.STATE_DIR, f"{name}.log")
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def _read_all(fd: int) -> str:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -64,8 +73,9 @@ def _read_all(fd: int) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def _keep(topo: Topology, name: str, datapath: str | None, reply_fd: int) -> int:
-    from testbed.lab import Lab, LabError
+def _keep(topo: Topology, name: str, datapath: str | None, reply_fd: int, full_status: bool) -> int:
+    from testbed.errors import LabError
+    from testbed.lab import Lab
 
     os.setsid()  # no terminal signals: only `testbed down` stops a lab
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # handled by sigwait below
@@ -84,7 +94,12 @@ def _keep(topo: Topology, name: str, datapath: str | None, reply_fd: int) -> int
     except LabError as e:
         os.write(reply_fd, f"error\n{e}\n".encode())
         return 1
-    os.write(reply_fd, b"ok\n")
+    reply = {"datapath": lab.record.datapath, "keeper": os.getpid(), "netns": lab.record.netns}
+    if full_status:
+        from testbed import status
+
+        reply["status"] = status.collect(lab)
+    _write_all(reply_fd, b"ok\n" + json.dumps(reply).encode())
     os.close(reply_fd)
     sig = signal.sigwait(STOP_SIGNALS)
     print(f"keeper: {signal.Signals(sig).name}: tearing down lab {name}", flush=True)

@@ -21,7 +21,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from testbed import linux, state
 from testbed.kerror import kernel_text
 from testbed.datapaths import Datapath, DatapathError
-from testbed.model import NOWHERE, Node, Topology, Where
+from testbed.errors import LabError
+from testbed.model import Node, Topology, Where
 from testbed.seg6encap import seg6_route_encap
 from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
 
@@ -41,20 +42,6 @@ ROUTER_SYSCTLS = {
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
-
-
-class LabError(Exception):
-    """Bring-up or teardown failed; `where` is the YAML place responsible."""
-
-    def __init__(self, message: str, where: Where | None = None):
-        super().__init__(message)
-        self.where = where
-
-    def __str__(self) -> str:
-        msg = super().__str__()
-        if self.where is not None and self.where != NOWHERE:
-            return f"{self.where}: {msg}"
-        return msg
 
 
 def netns_name(lab: str, node: str) -> str:
@@ -79,6 +66,7 @@ class Lab:
         self.record = record
         self.ns = {node: linux.Netns(ns) for node, ns in record.netns.items()}
         self.datapath: Datapath | None = None
+        self._ifindexes: dict[str, dict[str, int]] = {}
 
     # ---- construction -------------------------------------------------
 
@@ -175,10 +163,14 @@ class Lab:
             raise LabError(f"{node.name}: {what}: kernel said: {kernel_text(e)}", where) from None
 
     def ifindex(self, node: str, ifname: str) -> int:
-        found = self.ns[node].ipr.link_lookup(ifname=ifname)
-        if not found:
-            raise LabError(f"{node}: no interface {ifname!r}")
-        return found[0]
+        """Index of a node's interface; one link dump per miss, not per call
+        (bring-up asks dozens of times and interfaces are never renamed)."""
+        cache = self._ifindexes.setdefault(node, {})
+        if ifname not in cache:
+            cache.update((m.get_attr("IFLA_IFNAME"), m["index"]) for m in self.ns[node].ipr.get_links())
+            if ifname not in cache:
+                raise LabError(f"{node}: no interface {ifname!r}")
+        return cache[ifname]
 
     def _sysctls(self, node: Node, values: dict[str, str]) -> None:
         try:

@@ -16,8 +16,6 @@ import os
 import socket
 import threading
 
-from pyroute2 import IPRoute
-
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -149,9 +147,11 @@ class Netns:
         self._ipr: IPRoute | None = None
 
     @property
-    def ipr(self) -> IPRoute:
+    def ipr(self) -> "IPRoute":
         """rtnetlink in this netns (extack on, so errors carry the kernel's text)."""
         if self._ipr is None:
+            from pyroute2.iproute.linux import IPRoute  # heavy: only verbs that talk netlink pay
+
             sock = self.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
             self._ipr = IPRoute(fileno=sock.detach(), ext_ack=True)
         return self._ipr

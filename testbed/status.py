@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import socket
 
-from testbed import nla, seg6, state
-from testbed.lab import Lab
+from typing import TYPE_CHECKING
+
+from testbed import state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from testbed.lab import Lab
 
 # Route protocols and tables the kernel makes by itself: not worth showing.
 RTPROT_KERNEL = 2
@@ -72,6 +76,8 @@ def _encap(m) -> dict | None:
 
 def _sids(ipr, names: dict[int, str]) -> list[dict]:
     """Kernel seg6local routes (the kernel datapath's SIDs)."""
+    from testbed import nla, seg6
+
     out = []
     for m in nla.dump_seg6local(ipr):
         info = nla.seg6local_of(m)
@@ -165,6 +171,8 @@ def collect(lab: Lab) -> dict:
 
 
 def collect_all() -> list[dict]:
+    from testbed.lab import Lab
+
     out = []
     for rec in state.all_records():
         lab = Lab.attach(rec.name)

@@ -25,10 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from testbed.datapaths import DatapathError
     from testbed.diagnostics import TopologyError
-    from testbed.keeper import KeeperError
-    from testbed.lab import LabError
+    from testbed.errors import TestbedError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -43,16 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"testbed: error: {e}", file=sys.stderr)
         return 2
-    except (LabError, DatapathError, KeeperError, PermissionError) as e:
+    except (TestbedError, PermissionError) as e:
         print(f"testbed: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("testbed: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `testbed status | head`: not an error
+        sys.stdout = None
+        return 0
 
 
 def need_root() -> None:
-    from testbed.lab import LabError
+    from testbed.errors import LabError
     from testbed.linux import is_root_capable
 
     missing = is_root_capable()

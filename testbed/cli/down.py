@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from testbed import state
     from testbed.cli import need_root
-    from testbed.lab import LabError
+    from testbed.errors import LabError
 
     if sum(map(bool, (args.lab, args.all, args.stale))) != 1:
         raise UsageError("give one of LAB, --all or --stale")

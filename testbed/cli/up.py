@@ -1,6 +1,8 @@
 """testbed up TOPOLOGY [--name NAME] [--datapath auto|kernel|ref] [--foreground]"""
 from __future__ import annotations
 
+import json
+import os
 import signal
 
 from testbed.cli import need_root
@@ -22,32 +24,46 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from testbed import keeper, status, topology
-    from testbed.lab import Lab
+    from testbed import keeper, topology
 
-    topo = topology.load(args.topology, name=args.name)  # YAML errors before any privilege check
+    topo = topology.load(args.topology, name=args.name)
     need_root()
     if args.foreground:
-        lab = Lab.up(topo, datapath=args.datapath)
-        try:
-            _show(status, lab, args.json)
-            print(f"lab {lab.name} is up; Ctrl-C to tear it down", flush=True)
-            signal.pthread_sigmask(signal.SIG_BLOCK, keeper.STOP_SIGNALS)
-            signal.sigwait(keeper.STOP_SIGNALS)
-        finally:
-            lab.down()
-        return 0
-    keeper.spawn(topo, topo.name, args.datapath)
-    lab = Lab.attach(topo.name)
-    try:
-        _show(status, lab, args.json)
-    finally:
-        lab.close()
+        return _foreground(topo, args)
+    reply = keeper.spawn(topo, topo.name, args.datapath, full_status=args.json)
+    if args.json:
+        print(json.dumps(reply["status"], indent=1))
+    else:
+        print(summary(topo, reply["datapath"], reply["netns"], f"keeper pid {reply['keeper']}"))
     return 0
 
 
-def _show(status, lab, as_json: bool) -> None:
-    import json
+def _foreground(topo, args) -> int:
+    from testbed import keeper, status
+    from testbed.lab import Lab
 
-    info = status.collect(lab)
-    print(json.dumps(info, indent=1) if as_json else status.format_text(info))
+    lab = Lab.up(topo, datapath=args.datapath)
+    try:
+        if args.json:
+            print(json.dumps(status.collect(lab), indent=1))
+        else:
+            print(summary(topo, lab.record.datapath, lab.record.netns, f"pid {os.getpid()}"))
+        print(f"lab {lab.name} is up in the foreground; Ctrl-C tears it down", flush=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, keeper.STOP_SIGNALS)
+        signal.sigwait(keeper.STOP_SIGNALS)
+    finally:
+        lab.down()
+    return 0
+
+
+def summary(topo, datapath: str, netns: dict[str, str], owner: str) -> str:
+    """What `up` prints: the lab as built, from the model (cheap; `testbed
+    status` reads the kernel back)."""
+    from testbed.render import ascii
+
+    return (f"lab {topo.name} is up: datapath {datapath}, {owner}\n\n"
+            f"{ascii.render(topo, netns)}\n\n"
+            f"  testbed status {topo.name}          # read back from the kernel, counters\n"
+            f"  testbed exec {topo.name} NODE -- CMD  # e.g. testbed exec {topo.name} "
+            f"{next(iter(topo.nodes))} -- ip addr\n"
+            f"  testbed down {topo.name}")

@@ -10,6 +10,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from testbed.errors import TestbedError
+
 if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
     from testbed.model import Sid, Srl2
@@ -43,7 +45,7 @@ class Probe:
         return None
 
 
-class DatapathError(Exception):
+class DatapathError(TestbedError):
     """A datapath could not do what the topology asked; `where` is the YAML
     place that asked for it (a model object's `where`)."""
 

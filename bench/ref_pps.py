@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Frames/s the reference srl2 datapath encapsulates, next to the kernel's
+route-based `encap seg6 mode l2encap` (+ End.DX2 at the far end).
+
+    gen:g0 --- a:veth-g [br0 + srl2-0 (ref TAP)]      a:eth-b ==== b:eth-a   b: End.DX2 -> b:veth-x --- sink
+    gen:g1 --- a:veth-k (routed: 2001:db8:ff::/48 encap seg6 mode l2encap segs ... via b)
+
+The generator is netsniff-ng's trafgen (one process, no socket-memory or IRQ
+tuning), falling back to a Python AF_PACKET sendmmsg loop if trafgen is absent.
+The rate is the number of encapsulated packets leaving a:eth-b over a fixed
+window (for the reference also its own tx_packets), while the generator runs
+flat out; whatever the datapath cannot take is dropped in front of it.
+
+    sudo python3 bench/ref_pps.py [--window 2] [--sizes 64,1500] [--segs 1,8]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from srl2_ref.control import query  # noqa: E402
+from testbed.linux import Netns, create_netns, delete_netns, enter_for_exec  # noqa: E402
+
+UA, UB = "fc00:12::1", "fc00:12::2"
+GEN_MAC_SRC = "02:00:00:00:0a:01"
+UNKNOWN_MAC = "02:00:00:00:0b:02"  # flooded by a's bridge to srl2-0
+
+
+def sh(ns: str, *cmd: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True, capture_output=True, text=True).stdout
+
+
+def ip(ns: str, *args: str) -> None:
+    subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True, text=True)
+
+
+def frame(size: int, dst_mac: str) -> bytes:
+    """An Ethernet + IPv6 + UDP frame of `size` bytes (no FCS) to 2001:db8:ff::1."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    base = Ether(dst=dst_mac, src=GEN_MAC_SRC) / IPv6(src="2001:db8:1::1", dst="2001:db8:ff::1", hlim=64) \
+        / UDP(sport=1234, dport=5678)
+    pad = size - len(bytes(base))
+    return bytes(base / (b"\x00" * max(pad, 0)))
+
+
+def tx_packets(ns: Netns, ifname: str) -> int:
+    link = ns.ipr.get_links(ns.ipr.link_lookup(ifname=ifname)[0])[0]
+    return link.get_attr("IFLA_STATS64")["tx_packets"]
+
+
+class Generator:
+    """trafgen (or a Python fallback) sending one frame over and over out of ifname."""
+
+    def __init__(self, ns: str, ifname: str, data: bytes, tmp: str):
+        self.proc = None
+        self.thread = None
+        self.stop_flag = False
+        if shutil.which("trafgen"):
+            cfg = os.path.join(tmp, "frame.cfg")
+            with open(cfg, "w") as f:
+                f.write("{ " + ", ".join(f"0x{b:02x}" for b in data) + " }\n")
+            cmd = ["ip", "netns", "exec", ns, "trafgen", "--dev", ifname, "--conf", cfg, "--cpus", "1", "--no-sock-mem",
+                   "--notouch-irq", "--no-cpu-stats"]
+            if len(data) > 2048:
+                cmd.append("--jumbo-support")
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.kind = "trafgen"
+        else:
+            self.kind = "python AF_PACKET sendmmsg"
+            self.thread = threading.Thread(target=self._py, args=(ns, ifname, data), daemon=True)
+            self.thread.start()
+
+    def _py(self, ns: str, ifname: str, data: bytes) -> None:
+        s = Netns(ns).socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        s.bind((ifname, 0))
+        while not self.stop_flag:
+            for _ in range(256):
+                try:
+                    s.send(data)
+                except OSError:
+                    pass
+        s.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stderr.close()
+        if self.thread is not None:
+            self.stop_flag = True
+            self.thread.join(5)
+
+
+def measure(rate_fn, gen: Generator, window: float, warmup: float = 0.5) -> float:
+    time.sleep(warmup)  # a benchmark window, not a readiness wait
+    t0, c0 = time.monotonic(), rate_fn()
+    time.sleep(window)
+    t1, c1 = time.monotonic(), rate_fn()
+    return (c1 - c0) / (t1 - t0)
+
+
+class Ref:
+    def __init__(self, ns: str, segs: list[str], mtu: int, tmp: str):
+        self.sock = os.path.join(tmp, "a.sock")
+        path = os.path.join(tmp, "a.json")
+        with open(path, "w") as f:
+            json.dump({"devices": [{"name": "srl2-0", "segs": segs, "mtu": mtu}], "control": self.sock}, f)
+        r, w = os.pipe()
+        self.proc = subprocess.Popen([sys.executable, "-m", "srl2_ref", "--config", path, "--ready-fd", str(w)],
+                                     pass_fds=(w,), preexec_fn=lambda: enter_for_exec(ns), cwd=ROOT)
+        os.close(w)
+        ok, _, _ = select.select([r], [], [], 15)
+        line = os.read(r, 4096).decode() if ok else "timeout"
+        os.close(r)
+        if line != "ready\n":
+            self.stop()
+            raise RuntimeError(f"srl2_ref did not start: {line.strip()}")
+
+    def tx(self) -> int:
+        return query(self.sock, "counters")["devices"]["srl2-0"]["tx_packets"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def build(p: str) -> dict[str, str]:
+    n = {k: f"{p}{k}" for k in ("gen", "a", "b", "sink")}
+    for name in n.values():
+        create_netns(name)
+    ip(n["gen"], "link", "add", "g0", "mtu", "9000", "type", "veth", "peer", "name", "veth-g", "mtu", "9000",
+       "netns", n["a"])
+    ip(n["gen"], "link", "add", "g1", "mtu", "9000", "type", "veth", "peer", "name", "veth-k", "mtu", "9000",
+       "netns", n["a"])
+    ip(n["a"], "link", "add", "eth-b", "mtu", "9000", "type", "veth", "peer", "name", "eth-a", "mtu", "9000",
+       "netns", n["b"])
+    ip(n["b"], "link", "add", "veth-x", "mtu", "9000", "type", "veth", "peer", "name", "eth0", "mtu", "9000",
+       "netns", n["sink"])
+    for ns, devs in ((n["gen"], ["g0", "g1"]), (n["a"], ["veth-g", "veth-k", "eth-b"]), (n["b"], ["eth-a", "veth-x"]),
+                     (n["sink"], ["eth0"])):
+        for d in devs:
+            ip(ns, "link", "set", d, "up")
+    ip(n["a"], "link", "add", "br0", "type", "bridge")
+    ip(n["a"], "link", "set", "veth-g", "master", "br0")
+    ip(n["a"], "link", "set", "br0", "up")
+    ip(n["a"], "addr", "add", f"{UA}/64", "dev", "eth-b", "nodad")
+    ip(n["b"], "addr", "add", f"{UB}/64", "dev", "eth-a", "nodad")
+    ip(n["a"], "-6", "route", "add", "fcff:2::/32", "via", UB)
+    ip(n["a"], "-6", "addr", "add", "2001:db8:1::2/64", "dev", "veth-k", "nodad")
+    sh(n["a"], "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    sh(n["b"], "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    # b: kernel End.DX2 for the kernel run (the reference run's packets just die at b: no route)
+    ip(n["b"], "-6", "route", "add", "fcff:2::d2/128", "encap", "seg6local", "action", "End.DX2", "oif", "veth-x",
+       "dev", "eth-a")
+    # static neighbour for the kernel run's routed frames (gen -> a:veth-k)
+    return n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--window", type=float, default=2.0)
+    ap.add_argument("--sizes", default="64,1500")
+    ap.add_argument("--segs", default="1,8")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root", file=sys.stderr)
+        return 2
+    sizes = [int(x) for x in args.sizes.split(",")]
+    nsegs_list = [int(x) for x in args.segs.split(",")]
+    prefix = f"bpps{os.getpid() % 100000}"
+    tmp = tempfile.mkdtemp(prefix="ref_pps")
+    names = {}
+    rows = []
+    kind = "?"
+    try:
+        names = build(prefix)
+        a, b, gen = Netns(names["a"]), Netns(names["b"]), names["gen"]
+        veth_k_mac = a.ipr.get_links(a.ipr.link_lookup(ifname="veth-k")[0])[0].get_attr("IFLA_ADDRESS")
+        for nsegs in nsegs_list:
+            segs = ["fcff:2::d2"] + [f"fcff:2::{i:x}" for i in range(1, nsegs)]
+            ip(names["a"], "-6", "route", "replace", "2001:db8:ff::/48", "encap", "seg6", "mode", "l2encap", "segs",
+               ",".join(segs), "via", UB, "dev", "eth-b")
+            for size in sizes:
+                # reference: frames flooded by a's bridge into srl2-0
+                ref = Ref(names["a"], segs, 9000, tmp)
+                try:
+                    ip(names["a"], "link", "set", "srl2-0", "master", "br0")
+                    ip(names["a"], "link", "set", "srl2-0", "up")
+                    g = Generator(gen, "g0", frame(size, UNKNOWN_MAC), tmp)
+                    kind = g.kind
+                    try:
+                        both = {}
+
+                        def sample():
+                            both["wire"] = tx_packets(a, "eth-b")
+                            return ref.tx()
+                        wire0 = None
+                        time.sleep(0.5)
+                        t0, r0 = time.monotonic(), sample()
+                        wire0 = both["wire"]
+                        time.sleep(args.window)
+                        t1, r1 = time.monotonic(), sample()
+                        ref_pps = (r1 - r0) / (t1 - t0)
+                        ref_wire = (both["wire"] - wire0) / (t1 - t0)
+                    finally:
+                        g.stop()
+                finally:
+                    ref.stop()
+                # kernel: routed frames to a:veth-k, l2encap route, End.DX2 at b
+                g = Generator(gen, "g1", frame(size, veth_k_mac), tmp)
+                try:
+                    k_pps = measure(lambda: tx_packets(a, "eth-b"), g, args.window)
+                finally:
+                    g.stop()
+                rows.append((size, nsegs, ref_pps, ref_wire, k_pps))
+                print(f"  size {size:5d} segs {nsegs}: ref {ref_pps:10.0f}/s (wire {ref_wire:10.0f}/s)  "
+                      f"kernel l2encap {k_pps:10.0f}/s", file=sys.stderr)
+    finally:
+        for n in names.values():
+            delete_netns(n)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"generator: {kind}; window {args.window}s; {os.cpu_count()} CPUs; kernel {os.uname().release}")
+    print(f"{'frame':>6} {'SIDs':>4} {'srl2_ref fps':>13} {'ref on wire':>12} {'kernel l2encap':>15} {'ref/kernel':>10}")
+    for size, nsegs, r, w, k in rows:
+        ratio = r / k if k else float("nan")
+        print(f"{size:>6} {nsegs:>4} {r:>13.0f} {w:>12.0f} {k:>15.0f} {ratio:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
