@@ -39,6 +39,7 @@ ROUTER_SYSCTLS = {
     "net.ipv6.conf.all.seg6_enabled": "1",
     "net.ipv6.conf.default.seg6_enabled": "1",
 }
+RT_SCOPE_LINK = 253
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
@@ -292,6 +293,8 @@ class Lab:
             kw["priority"] = route.metric
         if route.via is not None:
             kw["gateway"] = str(route.via)
+        elif route.family == 4 and route.type == "unicast":
+            kw["scope"] = RT_SCOPE_LINK  # as iproute2: a directly connected IPv4 route
         if route.dev is not None:
             kw["oif"] = self.ifindex(node, route.dev)
         if route.src is not None:
