@@ -117,7 +117,7 @@ class Lab:
         topo = self.topo
         assert topo is not None
         try:
-            self.datapath = choose(topo, datapath_choice)
+            self.datapath = choose(topo, datapath_choice, self.record.rundir)
         except DatapathError as e:
             raise LabError(str(e), e.where) from None
         self.record.datapath = self.datapath.name if self.datapath else "none"

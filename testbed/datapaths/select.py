@@ -21,7 +21,7 @@ def features_used(topo: Topology) -> list[str]:
     return used
 
 
-def choose(topo: Topology, override: str | None = None) -> Datapath | None:
+def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None:
     """The datapath for `topo`, or None if it has no srl2 device or SID.
 
     auto = kernel where this kernel has every feature the topology uses,
@@ -47,7 +47,7 @@ def choose(topo: Topology, override: str | None = None) -> Datapath | None:
     reason = RefDatapath.probe().reason(used)
     if reason is not None:
         raise DatapathError(reason)
-    return RefDatapath()
+    return RefDatapath(rundir)
 
 
 def attach(name: str, rundir: str) -> Datapath:

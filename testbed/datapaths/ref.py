@@ -1,0 +1,182 @@
+"""The reference datapath, seen from the lab: one `srl2_ref` process per node
+that has srl2 devices or SIDs, started inside the node's netns, supervised
+by the lab's owner (it dies with it: PR_SET_PDEATHSIG, and the lab's record
+lists its pid for stale reaping).
+
+Files per node under the lab's run directory, named after the node's netns:
+NETNS.json (the process's configuration) and NETNS.sock (its control socket:
+"counters" -> JSON)."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from testbed import linux
+from testbed.datapaths import COUNTERS, Datapath, DatapathError, Probe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from testbed.linux import Netns
+    from testbed.model import Sid, Srl2
+
+READY_TIMEOUT = 20.0  # seconds for a process to report ready (python start-up on a loaded CI)
+
+
+class RefDatapath(Datapath):
+    name = "ref"
+    faults: tuple[str, ...] = ()  # deliberately broken behaviours (tests of the suite itself)
+    icmp_errors = False  # RFC 8986 ICMP errors on E3/E4 instead of Linux's silent drop
+
+    def __init__(self, rundir: str):
+        self.rundir = rundir
+        self.procs: dict[str, subprocess.Popen] = {}  # netns -> process
+
+    @classmethod
+    def attach(cls, rundir: str) -> "RefDatapath":
+        """The datapath of a lab built by another process: counters only."""
+        return cls(rundir)
+
+    @classmethod
+    def probe(cls) -> Probe:
+        missing = {}
+        why = None
+        if not os.path.exists("/dev/net/tun"):
+            why = "no /dev/net/tun (load the tun module, or give the container the device)"
+        elif not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+            why = "/dev/net/tun is not readable and writable by this user (run as root)"
+        if why:
+            missing = {f: why for f in ("srl2", "End", "End.X", "End.DX2", "End.DT2U")}
+        return Probe("ref", missing)
+
+    # ---- files ---------------------------------------------------------
+
+    def control_path(self, ns: "Netns") -> str:
+        return os.path.join(self.rundir, f"{ns.name}.sock")
+
+    def _config(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"]) -> dict:
+        return {
+            "devices": [{"name": d.name, "segs": [str(s) for s in d.segs], "mtu": d.mtu, "mac": d.mac}
+                        for d in devices],
+            "sids": [{"sid": str(s.sid), "action": s.action, "l2dev": s.l2dev, "oif": s.oif,
+                      "nh6": str(s.nh6) if s.nh6 else None, "table": s.table, "count": s.count}
+                     for s in sids],
+            "control": self.control_path(ns),
+            "icmp_errors": self.icmp_errors,
+            "faults": list(self.faults),
+        }
+
+    # ---- the interface -------------------------------------------------
+
+    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"]) -> None:
+        os.makedirs(self.rundir, exist_ok=True)
+        path = os.path.join(self.rundir, f"{ns.name}.json")
+        with open(path, "w") as f:
+            json.dump(self._config(ns, devices, sids), f, indent=1)
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "srl2_ref", "--config", path, "--ready-fd", str(w)],
+                pass_fds=(w,), stdin=subprocess.DEVNULL,
+                stdout=open(os.path.join(self.rundir, f"{ns.name}.log"), "ab"), stderr=subprocess.STDOUT,
+                preexec_fn=lambda: _enter(ns.name))
+        finally:
+            os.close(w)
+        self.procs[ns.name] = proc
+        try:
+            reply = _read_ready(r, READY_TIMEOUT)
+        finally:
+            os.close(r)
+        if reply != "ready":
+            self._stop(ns.name)
+            where = (devices[0].where if devices else sids[0].where) if (devices or sids) else None
+            if not reply:
+                log = os.path.join(self.rundir, f"{ns.name}.log")
+                reply = f"srl2_ref exited before it was ready (exit {proc.poll()}); see {log}"
+            elif reply == "timeout":
+                reply = f"srl2_ref was not ready within {READY_TIMEOUT:.0f} s"
+            raise DatapathError(f"reference datapath: {reply.removeprefix('error: ')}", where)
+
+    def _query(self, ns: "Netns") -> dict:
+        path = self.control_path(ns)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(path)
+                s.sendall(b"counters\n")
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError as e:
+            raise DatapathError(f"reference datapath of {ns.name} does not answer on {path}: {e.strerror}") from None
+        return json.loads(data)
+
+    def counters(self, ns: "Netns", ifname: str) -> dict[str, int]:
+        devices = self._query(ns).get("devices", {})
+        if ifname not in devices:
+            raise DatapathError(f"{ns.name} has no reference srl2 device {ifname!r}")
+        return {k: devices[ifname].get(k, 0) for k in COUNTERS}
+
+    def sid_counters(self, ns: "Netns", sid: "Sid") -> dict[str, int] | None:
+        if not sid.count:
+            return None
+        sids = self._query(ns).get("sids", {})
+        for key in (str(sid.sid), str(sid.sid.network_address)):
+            if key in sids:
+                return sids[key]
+        return None
+
+    def describe(self, ns: "Netns") -> dict:
+        if not os.path.exists(self.control_path(ns)):
+            return {}
+        info = self._query(ns)
+        return {"srl2": info.get("devices", {}), "ref_sids": info.get("sids", {})}
+
+    def processes(self) -> list[int]:
+        return [p.pid for p in self.procs.values()]
+
+    def _stop(self, netns: str) -> None:
+        proc = self.procs.pop(netns, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop(self) -> None:
+        for netns in list(self.procs):
+            self._stop(netns)
+
+
+def _enter(netns: str) -> None:
+    """In the child, before exec: into the node's netns, and die with the lab's owner."""
+    linux.set_pdeathsig(signal.SIGTERM)
+    linux.enter_for_exec(netns)
+
+
+def _read_ready(fd: int, timeout: float) -> str:
+    """The process's one-line readiness report: "ready", "error: ...", "" (it
+    died first) or "timeout"."""
+    data = b""
+    while not data.endswith(b"\n"):
+        if not select.select([fd], [], [], timeout)[0]:
+            return "timeout"
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").strip()
+
+
+__all__ = ["RefDatapath"]
