@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import time
 from typing import Callable, Iterator, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -54,6 +55,19 @@ def _sysctl_needs_interfaces(key: str) -> bool:
     be set before interfaces are made, to be inherited by them."""
     parts = key.split(".")
     return len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default")
+
+
+BR_STATE_FORWARDING = 3
+VETH_INDEX_BASE = 1000
+
+
+def _port_state(link) -> int | None:
+    """IFLA_BRPORT_STATE of a bridge port's link message, else None."""
+    info = link.get_attr("IFLA_LINKINFO")
+    if info is None or info.get_attr("IFLA_INFO_SLAVE_KIND") != "bridge":
+        return None
+    data = info.get_attr("IFLA_INFO_SLAVE_DATA")
+    return data.get_attr("IFLA_BRPORT_STATE") if data is not None else None
 
 
 class Lab:
@@ -140,6 +154,10 @@ class Lab:
             for node in topo.nodes.values():
                 if node.srl2 or node.sids:
                     self._datapath_start(node)
+            try:
+                self.datapath.wait_ready()
+            except DatapathError as e:
+                raise LabError(str(e), e.where) from None
             self.record.procs = [state.Proc.of(pid, "datapath") for pid in self.datapath.processes()]
             self.record.save()
         for node in topo.nodes.values():
@@ -152,6 +170,25 @@ class Lab:
                 self._rule(node, rule)
             for route in node.routes:
                 self._route(node, route)
+        self._wait_bridge_ports()
+
+    def _wait_bridge_ports(self, timeout: float = 5.0) -> None:
+        """Return only once every bridge port forwards.  The bridge enables a
+        port when linkwatch reports its carrier, which the kernel may defer
+        for up to a second; a frame sent before that is dropped."""
+        assert self.topo is not None
+        waiting = {n.name for n in self.topo.nodes.values() if any(b.ports for b in n.bridges.values())}
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for node in sorted(waiting):
+                ports = [m for m in self.ns[node].ipr.get_links() if m.get_attr("IFLA_MASTER")]
+                if all(_port_state(m) == BR_STATE_FORWARDING for m in ports):
+                    waiting.discard(node)
+            if waiting and time.monotonic() > deadline:
+                raise LabError(f"bridge ports of {', '.join(sorted(waiting))} did not start forwarding "
+                               f"within {timeout:.0f} s")
+            if waiting:
+                time.sleep(0.005)  # no event for a port state change short of a monitor socket
 
     # ---- requests -----------------------------------------------------
 
@@ -182,12 +219,17 @@ class Lab:
 
     def _links(self) -> None:
         assert self.topo is not None
-        for link in self.topo.links:
+        for i, link in enumerate(self.topo.links):
             a, b = self.topo.nodes[link.a.node], self.topo.nodes[link.b.node]
             peer_fd = self.ns[b.name].fd()
             try:
+                # Distinct ifindexes on the two ends (the peer's, chosen by the
+                # kernel, stays small): the kernel then treats a veth's carrier
+                # change as urgent instead of deferring it up to a second
+                # (linkwatch_urgent_event: ifindex != iflink), so bridge ports
+                # forward at once.
                 peer = {"ifname": link.b.ifname, "net_ns_fd": peer_fd}
-                extra = {}
+                extra = {"index": VETH_INDEX_BASE + i}
                 if link.mtu:
                     peer["mtu"] = extra["mtu"] = link.mtu
                 self._req(a, link.where, f"veth {link.a} -- {link.b}",

@@ -69,6 +69,10 @@ class Datapath(abc.ABC):
         Called once per node, after links, bridges and addresses exist and
         before routes and rules are added.  Raises DatapathError."""
 
+    def wait_ready(self) -> None:
+        """Return once every node started by start_node() is ready (a
+        datapath may start nodes in parallel).  Raises DatapathError."""
+
     @abc.abstractmethod
     def counters(self, ns: "Netns", ifname: str) -> dict[str, int]:
         """The srl2 device's counters by kernel name (all of COUNTERS)."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from testbed import linux
@@ -35,6 +36,7 @@ class RefDatapath(Datapath):
     def __init__(self, rundir: str):
         self.rundir = rundir
         self.procs: dict[str, subprocess.Popen] = {}  # netns -> process
+        self._pending: dict[str, tuple[int, object]] = {}  # netns -> (ready fd, YAML place)
 
     @classmethod
     def attach(cls, rundir: str) -> "RefDatapath":
@@ -82,24 +84,56 @@ class RefDatapath(Datapath):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "srl2_ref", "--config", path, "--ready-fd", str(w)],
                 pass_fds=(w,), stdin=subprocess.DEVNULL,
-                stdout=open(os.path.join(self.rundir, f"{ns.name}.log"), "ab"), stderr=subprocess.STDOUT,
+                stdout=open(self._log(ns.name), "ab"), stderr=subprocess.STDOUT,
                 preexec_fn=lambda: _enter(ns.name))
+        except BaseException:
+            os.close(r)
+            raise
         finally:
             os.close(w)
         self.procs[ns.name] = proc
+        objs = [*devices, *sids]
+        self._pending[ns.name] = (r, objs[0].where if objs else None)
+
+    def wait_ready(self) -> None:
+        """Wait for every started process's handshake, all at once (each
+        process spends most of its start-up importing; in parallel, a lab
+        with many nodes starts as fast as one)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        replies: dict[str, bytes] = {}
         try:
-            reply = _read_ready(r, READY_TIMEOUT)
+            while self._pending:
+                by_fd = {r: netns for netns, (r, _) in self._pending.items()}
+                ready = select.select(list(by_fd), [], [], max(0.0, deadline - time.monotonic()))[0]
+                if not ready:
+                    self._fail(next(iter(self._pending)), "timeout")
+                for r in ready:
+                    netns = by_fd[r]
+                    chunk = os.read(r, 4096)
+                    replies[netns] = replies.get(netns, b"") + chunk
+                    if chunk and not replies[netns].endswith(b"\n"):
+                        continue
+                    reply = replies[netns].decode(errors="replace").strip()
+                    if reply != "ready":
+                        self._fail(netns, reply)
+                    os.close(self._pending.pop(netns)[0])
         finally:
-            os.close(r)
-        if reply != "ready":
-            self._stop(ns.name)
-            where = (devices[0].where if devices else sids[0].where) if (devices or sids) else None
-            if not reply:
-                log = os.path.join(self.rundir, f"{ns.name}.log")
-                reply = f"srl2_ref exited before it was ready (exit {proc.poll()}); see {log}"
-            elif reply == "timeout":
-                reply = f"srl2_ref was not ready within {READY_TIMEOUT:.0f} s"
-            raise DatapathError(f"reference datapath: {reply.removeprefix('error: ')}", where)
+            for r, _ in self._pending.values():
+                os.close(r)
+            self._pending.clear()
+
+    def _fail(self, netns: str, reply: str) -> None:
+        where = self._pending[netns][1]
+        code = self.procs[netns].poll()
+        self._stop(netns)
+        if not reply:
+            reply = f"srl2_ref in {netns} exited before it was ready (exit {code}); see {self._log(netns)}"
+        elif reply == "timeout":
+            reply = f"srl2_ref in {netns} was not ready within {READY_TIMEOUT:.0f} s"
+        raise DatapathError(f"reference datapath: {reply.removeprefix('error: ')}", where)
+
+    def _log(self, netns: str) -> str:
+        return os.path.join(self.rundir, f"{netns}.log")
 
     def _query(self, ns: "Netns") -> dict:
         path = self.control_path(ns)
@@ -163,20 +197,6 @@ def _enter(netns: str) -> None:
     """In the child, before exec: into the node's netns, and die with the lab's owner."""
     linux.set_pdeathsig(signal.SIGTERM)
     linux.enter_for_exec(netns)
-
-
-def _read_ready(fd: int, timeout: float) -> str:
-    """The process's one-line readiness report: "ready", "error: ...", "" (it
-    died first) or "timeout"."""
-    data = b""
-    while not data.endswith(b"\n"):
-        if not select.select([fd], [], [], timeout)[0]:
-            return "timeout"
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").strip()
 
 
 __all__ = ["RefDatapath"]

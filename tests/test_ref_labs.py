@@ -1,0 +1,200 @@
+"""The reference datapath in real labs built from topologies/: the p2p
+pseudowire carries ARP and ND (no static neighbours), the chain carries
+frames over 3 SIDs through two transit End routers, and the loop / no-route
+cases count what CONFORMANCE L1-L3 say (collisions, tx_carrier_errors,
+tx_dropped), with nothing leaving the node."""
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from testbed import srh as srhlib
+from testbed import topology
+from testbed.capture import Capture, Frame
+from testbed.packets import send_frames
+
+pytestmark = pytest.mark.usefixtures("need_root")
+
+ETH_P_IPV6 = 0x86DD
+IPPROTO_ROUTING = 43
+
+
+def until(fn, timeout: float = 5.0):
+    """Poll `fn` until it returns something true, with a deadline (counters
+    live in another process: there is no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.01)
+
+
+def srv6(frame: Frame):
+    """(destination, SRH) of an IPv6 packet with a routing header, else None."""
+    d = frame.data
+    if len(d) < 62 or int.from_bytes(d[12:14], "big") != ETH_P_IPV6 or d[20] != IPPROTO_ROUTING:
+        return None
+    return ipaddress.IPv6Address(d[38:54]), srhlib.decode_srh(d[54:])
+
+
+def ping(lab, node: str, dst: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", lab.node(node).name, "ping", "-c1", "-W5", dst],
+                          capture_output=True, text=True)
+
+
+def neighbours(lab, node: str) -> str:
+    return subprocess.run(["ip", "-n", lab.node(node).name, "neigh", "show"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_p2p_ref_arp_and_nd_cross_the_pseudowire(make_lab):
+    """T1/T2: no static neighbours; ARP and ND resolve across srl2; ping both ways."""
+    lab = make_lab("topologies/p2p.yaml", datapath="ref")
+    assert lab.record.datapath == "ref"
+    assert "PERMANENT" not in neighbours(lab, "hs-1") + neighbours(lab, "hs-2")
+    before = lab.counters("rt-1", "srl2-0")
+    for src, dst in [("hs-1", "10.0.0.2"), ("hs-2", "10.0.0.1"), ("hs-1", "cafe::2"), ("hs-2", "cafe::1")]:
+        p = ping(lab, src, dst)
+        assert p.returncode == 0, (src, dst, p.stdout, p.stderr)
+    hs2_mac = subprocess.run(["ip", "-n", lab.node("hs-2").name, "-br", "link", "show", "veth0"],
+                             capture_output=True, text=True).stdout.split()[2]
+    learned = neighbours(lab, "hs-1")
+    assert f"10.0.0.2 dev veth0 lladdr {hs2_mac}" in learned
+    assert f"cafe::2 dev veth0 lladdr {hs2_mac}" in learned
+    after = lab.counters("rt-1", "srl2-0")
+    # at least ARP request + echo request + NS + echo request went out, and their replies came in
+    assert after["tx_packets"] - before["tx_packets"] >= 4
+    assert after["rx_packets"] - before["rx_packets"] >= 4
+    assert after["tx_bytes"] > before["tx_bytes"]
+
+
+def test_chain_three_sids_through_two_transit_end_routers(make_lab):
+    """S2 through the lab: on each underlay link the DA is the next SID and
+    Segments Left counts down; the segment list never changes."""
+    lab = make_lab("topologies/chain.yaml", datapath="ref")
+    links = {"rt-2": "veth-rt1", "rt-3": "veth-rt2", "rt-4": "veth-rt3"}
+    caps = {node: Capture(lab.node(node), ifname) for node, ifname in links.items()}
+    try:
+        p = ping(lab, "hs-1", "10.0.0.2")
+        assert p.returncode == 0, p.stdout
+        wire = [ipaddress.IPv6Address(a) for a in ("fcff:4::d20", "fcff:3::e", "fcff:2::e")]
+        for node, (da, sl) in {"rt-2": ("fcff:2::e", 2), "rt-3": ("fcff:3::e", 1),
+                               "rt-4": ("fcff:4::d20", 0)}.items():
+            seen = caps[node].wait_for(lambda f: (s := srv6(f)) is not None and not f.outgoing
+                                       and s[0] == ipaddress.IPv6Address(da))
+            assert seen, f"no SRv6 packet to {da} arrived at {node}"
+            dst, srh = srv6(seen[0])
+            assert (srh.segments_left, srh.last_entry, srh.nexthdr) == (sl, 2, 143)
+            assert list(srh.segments) == wire
+    finally:
+        for cap in caps.values():
+            cap.close()
+
+
+# A lab with no background traffic through the pseudowire: no IPv6 link-local
+# addresses on the hosts and bridges (so no ND, MLD or RS), IPv4-only hosts.
+# Every frame the bridge hands to srl2-0 is then one of ours.
+QUIET = textwrap.dedent("""\
+    name: quiet
+    nodes:
+      hs-1:
+        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.all.addr_gen_mode: 1}
+        interfaces:
+          veth0: {addresses: [10.0.0.1/24], mac: "02:00:00:00:01:01"}
+      rt-1:
+        kind: router
+        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1}
+        interfaces:
+          veth-rt2: {addresses: ["fcf0:0:1:2::1/64"]}
+        bridges:
+          br0: {ports: [veth-hs]}
+        srl2:
+          srl2-0: {segs: ["fcff:2::d20"], bridge: br0}
+        routes:
+          - {dst: "fcff:2::/32", via: "fcf0:0:1:2::2", table: 90}
+        rules:
+          - {to: "fcff::/16", lookup: 90, prio: 999}
+      rt-2:
+        kind: router
+        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1}
+        interfaces:
+          veth-rt1: {addresses: ["fcf0:0:1:2::2/64"]}
+        bridges:
+          br0: {ports: [veth-hs]}
+        srl2:
+          srl2-0: {segs: ["fcff:1::d20"], bridge: br0}
+        sids:
+          - {sid: "fcff:2::d20", action: End.DT2U, l2dev: srl2-0, table: 90}
+        rules:
+          - {to: "fcff::/16", lookup: 90, prio: 999}
+      hs-2:
+        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.all.addr_gen_mode: 1}
+        interfaces:
+          veth0: {addresses: [10.0.0.2/24]}
+    links:
+      - [hs-1:veth0, rt-1:veth-hs]
+      - [rt-1:veth-rt2, rt-2:veth-rt1]
+      - [rt-2:veth-hs, hs-2:veth0]
+    """)
+
+
+def frames(n: int) -> list[bytes]:
+    """Broadcast frames of a local experimental ethertype: the bridge floods
+    each one to srl2-0 exactly once."""
+    src = bytes.fromhex("020000000101")
+    return [b"\xff" * 6 + src + b"\x88\xb5" + f"srl2 testbed frame {i}".encode().ljust(46, b".")
+            for i in range(n)]
+
+
+@pytest.fixture
+def quiet(make_lab):
+    return make_lab(topology.loads(QUIET, "quiet.yaml"), datapath="ref")
+
+
+def deltas(lab, before: dict) -> dict:
+    now = lab.counters("rt-1", "srl2-0")
+    return {k: now[k] - before[k] for k in now}
+
+
+def test_route_back_into_the_device_counts_collisions(quiet):
+    """L1: the route to the first SID points into srl2-0 itself: every frame
+    dropped, collisions +1 and tx_dropped +1 each, nothing leaves rt-1."""
+    lab = quiet
+    rt1 = lab.node("rt-1")
+    srl2 = lab.ifindex("rt-1", "srl2-0")
+    rt1.ipr.route("replace", dst="fcff:2::/32", oif=srl2, table=90, family=10)
+    before = lab.counters("rt-1", "srl2-0")
+    with Capture(rt1, "veth-rt2") as underlay, Capture(rt1, "srl2-0") as into_dev:
+        send_frames(lab.node("hs-1"), "veth0", frames(5))
+        assert len(into_dev.wait_for(lambda f: f.outgoing and f.data[12:14] == b"\x88\xb5", 5)) == 5
+        d = until(lambda: (x := deltas(lab, before))["collisions"] >= 5 and x)
+        assert d["collisions"] == 5 and d["tx_dropped"] == 5
+        assert d["tx_packets"] == 0 and d["tx_carrier_errors"] == 0
+        assert [f for f in underlay.settle() if srv6(f)] == []
+
+
+def test_no_route_counts_carrier_errors_and_repair_is_not_cached(quiet):
+    """L2 then L3: no route -> tx_carrier_errors and tx_dropped per frame;
+    route back -> the next frames go out (the error was not cached)."""
+    lab = quiet
+    rt1 = lab.node("rt-1")
+    rt1.ipr.route("del", dst="fcff:2::/32", table=90, family=10)
+    before = lab.counters("rt-1", "srl2-0")
+    with Capture(rt1, "veth-rt2") as underlay:
+        send_frames(lab.node("hs-1"), "veth0", frames(4))
+        d = until(lambda: (x := deltas(lab, before))["tx_carrier_errors"] >= 4 and x)
+        assert d["tx_carrier_errors"] == 4 and d["tx_dropped"] == 4 and d["tx_packets"] == 0
+        assert [f for f in underlay.settle() if srv6(f)] == []
+
+        rt1.ipr.route("add", dst="fcff:2::/32", gateway="fcf0:0:1:2::2", table=90, family=10)
+        before = lab.counters("rt-1", "srl2-0")
+        send_frames(lab.node("hs-1"), "veth0", frames(3))
+        sent = underlay.wait_for(lambda f: f.outgoing and srv6(f) is not None, 3)
+        assert len(sent) == 3
+        d = until(lambda: (x := deltas(lab, before))["tx_packets"] >= 3 and x)
+        assert d["tx_packets"] == 3 and d["tx_dropped"] == 0 and d["tx_carrier_errors"] == 0
