@@ -6,6 +6,7 @@ tx_dropped), with nothing leaving the node."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 import textwrap
 import time
@@ -198,3 +199,36 @@ def test_no_route_counts_carrier_errors_and_repair_is_not_cached(quiet):
         assert len(sent) == 3
         d = until(lambda: (x := deltas(lab, before))["tx_packets"] >= 3 and x)
         assert d["tx_packets"] == 3 and d["tx_dropped"] == 0 and d["tx_carrier_errors"] == 0
+
+
+OWNER = """
+import sys
+from testbed import topology
+from testbed.lab import Lab
+lab = Lab.up(topology.load(sys.argv[1]), name=sys.argv[2], datapath="ref")
+print(" ".join(str(p.pid) for p in lab.record.procs), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_ref_processes_die_with_a_sigkilled_owner(need_root):
+    """No orphans: the reference processes exit when the lab's owner is
+    SIGKILLed (PR_SET_PDEATHSIG), and stale reaping removes the rest."""
+    import sys
+
+    from testbed import state
+    from testbed.pytest_plugin import unique_lab_name
+
+    name = unique_lab_name("o")
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, "topologies/p2p.yaml", name],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 2  # rt-1 and rt-2
+        owner.kill()
+        owner.wait()
+        assert all(state.wait_exit(pid, 10) for pid in pids)
+    finally:
+        owner.kill()
+        state.reap_stale()
+    assert not any(ns.startswith(f"{name}-") for ns in os.listdir("/run/netns"))
