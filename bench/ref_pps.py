@@ -79,7 +79,9 @@ class Generator:
                    "--notouch-irq", "--no-cpu-stats"]
             if len(data) > 2048:
                 cmd.append("--jumbo-support")
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            # its own process group: trafgen forks a worker, and SIGINT must reach both
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
             self.kind = "trafgen"
         else:
             self.kind = "python AF_PACKET sendmmsg"
@@ -99,13 +101,28 @@ class Generator:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGINT)
+            pgid = self.proc.pid  # start_new_session: the group is the one we made
             try:
+                os.killpg(pgid, signal.SIGINT)
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(pgid, signal.SIGKILL)
                 self.proc.wait()
-            self.proc.stderr.close()
+            except ProcessLookupError:
+                pass
+            # the worker may outlive the parent by a moment: wait until the group is empty
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(pgid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)
+            else:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self.thread is not None:
             self.stop_flag = True
             self.thread.join(5)

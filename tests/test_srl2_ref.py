@@ -421,3 +421,29 @@ def test_sigterm_exits_and_removes_socket(tmp_path):
     finally:
         ns.close()
         delete_netns(name)
+
+
+def test_e5_l2dev_down_drops(lab):
+    """E5: End.DT2U into an l2dev that is down: dropped (rx_dropped, SID errors)."""
+    a, b, h2 = lab["ns"]["a"], lab["ns"]["b"], lab["ns"]["h2"]
+    rb = lab["ref_b"]
+    port = b.ipr.link_lookup(ifname="srl2-0")[0]
+    dropped, sentinel = b"E5-%d" % time.monotonic_ns(), b"E5-ok-%d" % time.monotonic_ns()
+    cap = Capture(h2, "eth0")
+    try:
+        b.ipr.link("set", index=port, state="down")
+        try:
+            before = rb.counters()
+            _inject(a, _srv6_packet(SID_B, [SID_B], raw_frame(dropped)))
+            wait_for(lambda: rb.sid(SID_B)["errors"] > before["sids"][SID_B]["errors"], what="SID errors")
+            assert rb.dev()["rx_dropped"] == before["devices"]["srl2-0"]["rx_dropped"] + 1
+        finally:
+            b.ipr.link("set", index=port, state="up")
+        # the bridge port needs to be forwarding again before the sentinel can pass
+        wait_for(lambda: b.ipr.get_links(port)[0].get_nested("IFLA_PROTINFO", "IFLA_BRPORT_STATE") in (3, None),
+                 what="port forwarding")
+        _inject(a, _srv6_packet(SID_B, [SID_B], raw_frame(sentinel)))
+        _, seen = cap.until(carries(sentinel))
+    finally:
+        cap.close()
+    assert not any(dropped in f for f in seen)

@@ -30,11 +30,14 @@ READY_TIMEOUT = 20.0  # seconds for a process to report ready (python start-up o
 
 class RefDatapath(Datapath):
     name = "ref"
-    faults: tuple[str, ...] = ()  # deliberately broken behaviours (tests of the suite itself)
-    icmp_errors = False  # RFC 8986 ICMP errors on E3/E4 instead of Linux's silent drop
 
     def __init__(self, rundir: str):
         self.rundir = rundir
+        # Deliberately broken behaviours, for tests of the suite itself
+        # (pytest --ref-fault NAME, or the variable for `testbed up`).
+        self.faults = [f for f in os.environ.get("TESTBED_REF_FAULTS", "").split(",") if f]
+        # RFC 8986 ICMP errors on E3/E4 instead of Linux's silent drop (pytest --spec rfc8986).
+        self.icmp_errors = os.environ.get("TESTBED_REF_ICMP_ERRORS") == "1"
         self.procs: dict[str, subprocess.Popen] = {}  # netns -> process
         self._pending: dict[str, tuple[int, object]] = {}  # netns -> (ready fd, YAML place)
 
