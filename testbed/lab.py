@@ -19,7 +19,7 @@ from typing import Callable, Iterator, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from testbed import linux, state
+from testbed import defaults, linux, state
 from testbed.kerror import kernel_text
 from testbed.datapaths import Datapath, DatapathError
 from testbed.errors import LabError
@@ -29,17 +29,6 @@ from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
 
 T = TypeVar("T")
 
-# Defaults instead of boilerplate in every topology.
-BASE_SYSCTLS = {
-    "net.ipv6.conf.all.accept_dad": "0",
-    "net.ipv6.conf.default.accept_dad": "0",
-}
-ROUTER_SYSCTLS = {
-    "net.ipv4.ip_forward": "1",
-    "net.ipv6.conf.all.forwarding": "1",
-    "net.ipv6.conf.all.seg6_enabled": "1",
-    "net.ipv6.conf.default.seg6_enabled": "1",
-}
 RT_SCOPE_LINK = 253
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 BRIDGE_VLAN_INFO_PVID = 0x2
@@ -48,13 +37,6 @@ BRIDGE_VLAN_INFO_UNTAGGED = 0x4
 
 def netns_name(lab: str, node: str) -> str:
     return f"{lab}-{node}"
-
-
-def _sysctl_needs_interfaces(key: str) -> bool:
-    """net.ipv6.conf.veth0.x only exists once veth0 does; all/default must
-    be set before interfaces are made, to be inherited by them."""
-    parts = key.split(".")
-    return len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default")
 
 
 BR_STATE_FORWARDING = 3
@@ -141,11 +123,7 @@ class Lab:
         for node in topo.nodes.values():
             linux.create_netns(self.ns[node.name].name)
         for node in topo.nodes.values():
-            early = dict(BASE_SYSCTLS)
-            if node.kind == "router":
-                early.update(ROUTER_SYSCTLS)
-            early.update({k: v for k, v in node.sysctls.items() if not _sysctl_needs_interfaces(k)})
-            self._sysctls(node, early)
+            self._sysctls(node, defaults.early_sysctls(node))
             self._req(node, node.where, "set lo up", lambda ipr: ipr.link("set", index=1, state="up"))
         self._links()
         for node in topo.nodes.values():
@@ -163,7 +141,6 @@ class Lab:
         for node in topo.nodes.values():
             self._srl2_ports(node)
             self._interfaces(node)
-            self._sysctls(node, {k: v for k, v in node.sysctls.items() if _sysctl_needs_interfaces(k)})
             if node.tunsrc is not None:
                 self._tunsrc(node)
             for rule in node.rules:
@@ -239,7 +216,11 @@ class Lab:
 
     def _bridges(self, node: Node) -> None:
         for br in node.bridges.values():
-            opts = {"br_vlan_filtering": 1} if br.vlan_filtering else {}
+            opts = {}
+            if br.vlan_filtering:
+                opts["br_vlan_filtering"] = 1
+            if not br.mcast_snooping:
+                opts["br_mcast_snooping"] = 0
             self._req(node, br.where, f"bridge {br.name}",
                       lambda ipr: ipr.link("add", ifname=br.name, kind="bridge", **opts))
             br_index = self.ifindex(node.name, br.name)
@@ -250,6 +231,8 @@ class Lab:
 
     def _port(self, node: Node, br_index: int, port) -> None:
         index = self.ifindex(node.name, port.name)
+        if defaults.port_without_ipv6(node, port.name):
+            self.ns[node.name].write_proc(defaults.disable_ipv6_path(port.name), "1")
         self._req(node, port.where, f"{port.name} master bridge",
                   lambda ipr: ipr.link("set", index=index, master=br_index))
         for vid in port.vlans:
@@ -264,7 +247,7 @@ class Lab:
     def _datapath_start(self, node: Node) -> None:
         assert self.datapath is not None and self.topo is not None
         try:
-            sids = [dataclasses.replace(s, dev=self.topo.sid_dev(node.name, s)) for s in node.sids]
+            sids = [dataclasses.replace(s, dev=defaults.sid_dev(self.topo, node.name, s)) for s in node.sids]
             self.datapath.start_node(self.ns[node.name], list(node.srl2.values()), sids)
         except DatapathError as e:
             raise LabError(f"{node.name}: {e}", e.where) from None
@@ -276,24 +259,32 @@ class Lab:
                     self._port(node, self.ifindex(node.name, br.name), port)
 
     def _interfaces(self, node: Node) -> None:
-        """Per-interface settings and addresses, then everything up."""
+        """Per-interface settings and addresses; then the per-interface
+        sysctls (so that they act before the first packet); then everything up."""
         for ifname in self._all_ifnames(node):
             conf = node.interfaces.get(ifname)
+            if conf is None:
+                continue
             index = self.ifindex(node.name, ifname)
-            where = conf.where if conf else node.where
             attrs = {}
-            if conf and conf.mac:
+            if conf.mac:
                 attrs["address"] = conf.mac
-            if conf and conf.mtu:
+            if conf.mtu:
                 attrs["mtu"] = conf.mtu
             if attrs:
-                self._req(node, where, f"set {ifname} {attrs}", lambda ipr: ipr.link("set", index=index, **attrs))
-            for addr in conf.addresses if conf else ():
-                self._req(node, where, f"address {addr} on {ifname}",
+                self._req(node, conf.where, f"set {ifname} {attrs}",
+                          lambda ipr: ipr.link("set", index=index, **attrs))
+            for addr in conf.addresses:
+                self._req(node, conf.where, f"address {addr} on {ifname}",
                           lambda ipr: ipr.addr("add", index=index, address=str(addr.ip),
                                                prefixlen=addr.network.prefixlen))
+        self._sysctls(node, defaults.late_sysctls(node))
+        for ifname in self._all_ifnames(node):
+            conf = node.interfaces.get(ifname)
             if conf is None or conf.up:
-                self._req(node, where, f"set {ifname} up", lambda ipr: ipr.link("set", index=index, state="up"))
+                index = self.ifindex(node.name, ifname)
+                self._req(node, conf.where if conf else node.where, f"set {ifname} up",
+                          lambda ipr: ipr.link("set", index=index, state="up"))
 
     def _all_ifnames(self, node: Node) -> list[str]:
         assert self.topo is not None

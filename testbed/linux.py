@@ -177,6 +177,12 @@ class Netns:
                 with open(self.sysctl_path(key), "w") as f:
                     f.write(str(value))
 
+    def write_proc(self, path: str, value: str) -> None:
+        """Write one /proc/sys file as seen from inside this netns."""
+        with inside(self.name):
+            with open(path, "w") as f:
+                f.write(value)
+
     def read_sysctl(self, key: str) -> str:
         with inside(self.name):
             with open(self.sysctl_path(key)) as f:

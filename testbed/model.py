@@ -57,6 +57,7 @@ class Bridge:
     name: str
     ports: list[BridgePort] = field(default_factory=list)
     vlan_filtering: bool = False
+    mcast_snooping: bool = True  # the kernel's default; off = a silent, plain flooding bridge
     where: Where = NOWHERE
 
 
@@ -114,7 +115,7 @@ class Sid:
     l2dev: Optional[str] = None  # End.DT2U
     table: Optional[int] = None  # routing table the SID route lives in
     count: bool = False
-    dev: Optional[str] = None  # device of the route; default: Topology.sid_dev
+    dev: Optional[str] = None  # device of the route; default: testbed.defaults.sid_dev
     where: Where = NOWHERE
 
 
@@ -184,19 +185,6 @@ class Topology:
             if link.b.node == node:
                 out.append((link, link.b, link.a))
         return out
-
-    def sid_dev(self, node: str, sid: Sid) -> str:
-        """The device of a SID's route: `dev` if given, else oif (End.DX2),
-        l2dev (End.DT2U), else the node's first link.  Never lo by default:
-        the kernel turns a non-local route via lo into a reject route."""
-        if sid.dev:
-            return sid.dev
-        if sid.action == "End.DX2" and sid.oif:
-            return sid.oif
-        if sid.action == "End.DT2U" and sid.l2dev:
-            return sid.l2dev
-        ends = self.veth_ends(node)
-        return ends[0][1].ifname if ends else "lo"
 
     @property
     def needs_srl2(self) -> bool:

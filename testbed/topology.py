@@ -38,7 +38,7 @@ A node::
                mtu: 1500, up: true}
     bridges:
       br0: {ports: [veth-hs, {name: veth-x, vlans: [10, 20], pvid: 1}],
-            vlan_filtering: false}
+            vlan_filtering: false, mcast_snooping: true}
     srl2:                        # srl2 pseudowire devices
       srl2-0: {segs: ["fcff:2::e", "fcff:3::d20"], mtu: 1400, mac: ..., bridge: br0}
     routes:
@@ -134,7 +134,7 @@ __all__ = ["load", "loads", "TopologyError", "Diagnostic"]
 TOP_KEYS = ("name", "description", "datapath", "nodes", "links")
 NODE_KEYS = ("kind", "interfaces", "bridges", "srl2", "routes", "rules", "sids", "sysctls", "tunsrc")
 IFACE_KEYS = ("addresses", "mac", "mtu", "up")
-BRIDGE_KEYS = ("ports", "vlan_filtering")
+BRIDGE_KEYS = ("ports", "vlan_filtering", "mcast_snooping")
 PORT_KEYS = ("name", "vlans", "pvid")
 SRL2_KEYS = ("segs", "mtu", "mac", "bridge")
 ROUTE_KEYS = ("dst", "via", "dev", "table", "metric", "type", "hoplimit", "src", "encap")
@@ -577,6 +577,9 @@ def _parse_bridges(ctx: _Ctx, st: _NodeState, vnode: Node) -> None:
         if "vlan_filtering" in p:
             vf = ctx.bool_(p["vlan_filtering"][1], "vlan_filtering")
             br.vlan_filtering = bool(vf)
+        if "mcast_snooping" in p:
+            ms = ctx.bool_(p["mcast_snooping"][1], "mcast_snooping")
+            br.mcast_snooping = bool(ms) if ms is not None else True
         if "ports" in p:
             for item in ctx.seq(p["ports"][1], "bridge ports") or []:
                 port = _parse_port(ctx, item, bname, nname)

@@ -160,8 +160,10 @@ def test_p2p_script_has_the_commands_in_engine_order(tmp_path):
         'run ip -n "$hs_1" link add dev veth0 type veth peer name veth-hs netns "$rt_1"',
         'run ip -n "$rt_1" link add dev veth-rt2 type veth peer name veth-rt1 netns "$rt_2"',
         'run ip -n "$rt_1" link add dev br0 type bridge\n',
+        'run ip netns exec "$rt_1" sysctl -wq net/ipv6/conf/veth-hs/disable_ipv6=1',
         'run ip -n "$rt_1" link set dev veth-hs master br0',
         'run ip -n "$rt_1" link add dev srl2-0 type srl2 segs fcff:2::d20',
+        'run ip netns exec "$rt_1" sysctl -wq net/ipv6/conf/srl2-0/disable_ipv6=1',
         'run ip -n "$rt_1" link set dev srl2-0 master br0',
         'run ip -n "$rt_1" -4 addr add 10.0.0.254/24 dev br0\n',
         'run ip -n "$rt_1" -6 addr add cafe::254/64 dev br0 nodad',
@@ -169,7 +171,7 @@ def test_p2p_script_has_the_commands_in_engine_order(tmp_path):
         'run ip -n "$rt_1" -6 rule add to fcff::/16 lookup 90 prio 999',
         'run ip -n "$rt_1" -6 route add fcff:2::/32 via fcf0:0:1:2::2 table 90',
         'run ip -n "$rt_1" -6 route add fcff:1::d20 table 90 encap seg6local action End.DT2U '
-        'l2dev srl2-0 dev srl2-0',
+        'l2dev srl2-0 dev veth-rt2',
     ]
     at = 0
     for e in expected:
@@ -205,7 +207,7 @@ def test_small_script_text(tmp_path):
         'run ip -n "$r1" -4 route add blackhole 10.99.0.0/16 table 100',
         'run ip -n "$r1" -4 route add 10.20.0.0/16 via 10.12.0.2 src 10.12.0.1',
         'run ip -n "$r1" -6 route add fc00:1::d2 encap seg6local action End.DX2 oif ac0 count dev ac0',
-        'run ip -n "$r1" -6 route add fc00:1::e table 100 encap seg6local action End dev p1',
+        'run ip -n "$r1" -6 route add fc00:1::e table 100 encap seg6local action End dev up0',
     ]:
         assert e in script, e
     # netns-wide sysctls with the namespace, per-interface ones after the interfaces
@@ -391,7 +393,7 @@ def test_small_lab_runs_and_is_what_the_topology_says(tmp_path):
         r = route(dst="fc00:1::d2")
         assert (r["encap"], r["action"], r["oif"], r["dev"]) == ("seg6local", "End.DX2", "ac0", "ac0")
         r = route(dst="fc00:1::e", table="100")
-        assert (r["action"], r["dev"]) == ("End", "p1")
+        assert (r["action"], r["dev"]) == ("End", "up0")
         assert any(r["dst"] == "fd00:12::/64" and r.get("gateway") == "fd00:1::2" for r in snap["h1"]["routes"])
 
         rules = snap["r1"]["rules"]

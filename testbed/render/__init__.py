@@ -38,16 +38,8 @@ KSFT_SKIP = 4
 
 # Same defaults as the engine (testbed/lab.py); kept here as well so that the
 # renderer does not import the engine and its netlink stack.
-BASE_SYSCTLS = {
-    "net.ipv6.conf.all.accept_dad": "0",
-    "net.ipv6.conf.default.accept_dad": "0",
-}
-ROUTER_SYSCTLS = {
-    "net.ipv4.ip_forward": "1",
-    "net.ipv6.conf.all.forwarding": "1",
-    "net.ipv6.conf.all.seg6_enabled": "1",
-    "net.ipv6.conf.default.seg6_enabled": "1",
-}
+from testbed.defaults import BASE_SYSCTLS, ROUTER_SYSCTLS  # noqa: E402  (re-exported)
+from testbed import defaults  # noqa: E402
 
 # Names the script uses for itself; a node variable never takes one of these.
 _RESERVED = {
@@ -139,12 +131,6 @@ def _at(where: model.Where) -> str:
     return "" if where == model.NOWHERE else f" ({where})"
 
 
-def _sysctl_needs_interfaces(key: str) -> bool:
-    """net.ipv6.conf.veth0.x exists only once veth0 does (same rule as the engine)."""
-    parts = key.split(".")
-    return len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default")
-
-
 def _dst(net: model.Network) -> str:
     return "default" if net.prefixlen == 0 else str(net)
 
@@ -177,10 +163,7 @@ class _Plan:
             b = s.add(f"{node.name} ({node.kind}){_at(node.where)}",
                       "add_ns " + _word(Var(self.var[node.name])))
             lo = node.interfaces.get("lo")
-            early = dict(BASE_SYSCTLS)
-            if node.kind == "router":
-                early.update(ROUTER_SYSCTLS)
-            early.update({k: str(v) for k, v in node.sysctls.items() if not _sysctl_needs_interfaces(k)})
+            early = defaults.early_sysctls(node)
             b.commands.append(self._sysctl(node.name, early))
             if lo is None or lo.up:
                 b.commands.append(self.ip(node.name, "link", "set", "dev", "lo", "up"))
@@ -195,6 +178,8 @@ class _Plan:
                 cmd = ["link", "add", "dev", br.name, "type", "bridge"]
                 if br.vlan_filtering:
                     cmd += ["vlan_filtering", "1"]
+                if not br.mcast_snooping:
+                    cmd += ["mcast_snooping", "0"]
                 b = s.add(f"{node.name}: bridge {br.name}{_at(br.where)}", self.ip(node.name, *cmd))
                 for port in br.ports:
                     if port.name in node.srl2:
@@ -222,7 +207,7 @@ class _Plan:
 
         s = self.section("interface settings and addresses")
         for node in nodes:
-            late = {k: str(v) for k, v in node.sysctls.items() if _sysctl_needs_interfaces(k)}
+            late = defaults.late_sysctls(node)
             b = None
             for ifname in self._settable(node):
                 conf = node.interfaces.get(ifname)
@@ -320,7 +305,12 @@ class _Plan:
         return self.ip(link.a.node, *cmd)
 
     def _port(self, node: model.Node, br: model.Bridge, port: model.BridgePort) -> list[str]:
-        out = [self.ip(node.name, "link", "set", "dev", port.name, "master", br.name)]
+        out = []
+        if defaults.port_without_ipv6(node, port.name):
+            # slash form: interface names may contain dots
+            out.append("run " + sh("ip", "netns", "exec", Var(self.var[node.name]), "sysctl", "-wq",
+                                   defaults.disable_ipv6_path(port.name).removeprefix("/proc/sys/") + "=1"))
+        out.append(self.ip(node.name, "link", "set", "dev", port.name, "master", br.name))
         for vid in port.vlans:
             out.append(self._bridge(node.name, "vlan", "add", "dev", port.name, "vid", vid))
         if port.pvid is not None:
@@ -385,7 +375,7 @@ class _Plan:
             cmd += ["l2dev", s.l2dev]
         if s.count:
             cmd.append("count")
-        dev = self.topo.sid_dev(node, s)
+        dev = defaults.sid_dev(self.topo, node, s)
         cmd += ["dev", dev]
         return cmd
 
