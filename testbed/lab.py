@@ -351,6 +351,11 @@ class Lab:
             raise LabError(f"lab {self.name!r} has no node {name!r} "
                            f"(nodes: {', '.join(sorted(self.ns))})") from None
 
+    def mac(self, node: str, ifname: str) -> str:
+        """The MAC address of a node's interface, as the kernel has it."""
+        link = self.node(node).ipr.get_links(self.ifindex(node, ifname))[0]
+        return link.get_attr("IFLA_ADDRESS")
+
     def counters(self, node: str, ifname: str) -> dict[str, int]:
         if self.datapath is None:
             raise LabError(f"lab {self.name!r} has no datapath devices")

@@ -18,3 +18,79 @@ def send_frames(ns: Netns, ifname: str, frames: Iterable[bytes]) -> int:
             s.send(bytes(frame))
             n += 1
     return n
+
+
+# ---- scapy ------------------------------------------------------------------
+
+_scapy_ready = False
+
+
+def scapy():
+    """Import scapy (quietly, once) with the SRH's next header 143 bound to
+    Ethernet, so a captured srl2 packet parses down to the inner frame."""
+    global _scapy_ready
+    import logging
+
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    import scapy.all as sc
+    from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
+
+    if not _scapy_ready:
+        sc.bind_layers(IPv6ExtHdrSegmentRouting, sc.Ether, nh=143)
+        sc.bind_layers(sc.IPv6, sc.Ether, nh=143)  # reduced encapsulation: no SRH
+        _scapy_ready = True
+    return sc
+
+
+def srv6_packet(frame: bytes, segs, src, hlim: int = 64, tc: int = 0, fl: int = 0):
+    """The packet srl2 must send for FRAME (CONFORMANCE H1, H3-H5): outer
+    IPv6 to the first SID, SRH with the segments reversed, the frame whole."""
+    sc = scapy()
+    from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
+
+    segs = [str(s) for s in segs]
+    n = len(segs)
+    return (sc.Ether() /
+            sc.IPv6(src=str(src), dst=segs[0], hlim=hlim, tc=tc, fl=fl, nh=43) /
+            IPv6ExtHdrSegmentRouting(nh=143, type=4, segleft=n - 1, lastentry=n - 1,
+                                     addresses=list(reversed(segs))) /
+            sc.Ether(frame))
+
+
+def masked_diff(expected, got: bytes, ignore=()) -> list[str]:
+    """Differences between the scapy packet EXPECTED and the bytes GOT, with
+    the fields in IGNORE ("Layer.field", e.g. "IPv6.fl", "Ether.dst") taken
+    from GOT: [] when they match byte for byte (after masking), else one
+    line per differing field (or the byte offset when fields cannot tell)."""
+    sc = scapy()
+    got_pkt = expected.__class__(got)
+    exp = expected.copy()
+    for spec in ignore:
+        layer_name, field = spec.split(".", 1)
+        layer = getattr(sc, layer_name, None) or getattr(__import__("scapy.layers.inet6", fromlist=[layer_name]),
+                                                         layer_name)
+        if exp.haslayer(layer) and got_pkt.haslayer(layer):
+            exp[layer].setfieldval(field, got_pkt[layer].getfieldval(field))
+    want = bytes(exp)
+    if want == got:
+        return []
+    diffs = []
+    a, b = expected.__class__(want), got_pkt  # both parsed: computed fields have values
+    while a and b:
+        for f in a.fields_desc:
+            va, vb = a.getfieldval(f.name), b.getfieldval(f.name)
+            if f.name != "load" and va != vb:
+                diffs.append(f"{a.__class__.__name__}.{f.name}: expected {va!r}, got {vb!r}")
+        a, b = a.payload, b.payload
+        if a.__class__ is not b.__class__:
+            diffs.append(f"layers differ: expected {a.__class__.__name__}, got {b.__class__.__name__}")
+            break
+    if not diffs:
+        at = next((i for i, (x, y) in enumerate(zip(want, got)) if x != y), min(len(want), len(got)))
+        diffs.append(f"bytes differ at offset {at} (lengths {len(want)} and {len(got)})")
+    return diffs
+
+
+def assert_packet(expected, got: bytes, ignore=()) -> None:
+    diffs = masked_diff(expected, got, ignore)
+    assert not diffs, "captured packet differs from the expected one:\n  " + "\n  ".join(diffs)
