@@ -366,7 +366,9 @@ def vng_argv(spec: VmSpec) -> list[str]:
         argv.append("--disable-kvm")
     if spec.qemu:
         argv += ["--qemu", spec.qemu]
-    argv += ["--overlay-rwdir", spec.project, "--rwdir", spec.out,
+    # --force-9p: the root is shared over 9p anyway where virtiofsd is not
+    # the Rust one (Debian 12), and trying it first costs seconds per boot.
+    argv += ["--force-9p", "--overlay-rwdir", spec.project, "--rwdir", spec.out,
              "--cwd", spec.cwd or spec.project,
              # Markers from every case: no /dev/kmsg write rate limit.
              "--append", "printk.devkmsg=on",
@@ -585,6 +587,10 @@ def guest_main(argv: Sequence[str]) -> int:
         os.makedirs(d, exist_ok=True)
     with contextlib.suppress(OSError), open("/proc/sys/kernel/printk_devkmsg", "w") as f:
         f.write("on\n")
+    # /dev/net/tun appears when tun is loaded; nothing asks for it by name
+    # (the reference datapath checks that the node exists).
+    if not os.path.exists("/dev/net/tun") and shutil.which("modprobe"):
+        subprocess.run(["modprobe", "-q", "tun"], check=False)
     release = os.uname().release
     _write_status(args.out, {"started": True, "status": None, "release": release})
     tee = _KmsgTee(os.path.join(args.out, DMESG_FILE))

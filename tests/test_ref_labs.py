@@ -9,7 +9,6 @@ import ipaddress
 import os
 import subprocess
 import textwrap
-import time
 
 import pytest
 
@@ -18,22 +17,12 @@ from testbed import srh as srhlib
 from testbed import topology
 from testbed.capture import Capture, Frame
 from testbed.packets import send_frames
+from testbed.wait import until
 
 pytestmark = pytest.mark.usefixtures("need_root")
 
 ETH_P_IPV6 = 0x86DD
 IPPROTO_ROUTING = 43
-
-
-def until(fn, timeout: float = 5.0):
-    """Poll `fn` until it returns something true, with a deadline (counters
-    live in another process: there is no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.01)
 
 
 def srv6(frame: Frame):
