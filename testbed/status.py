@@ -160,7 +160,9 @@ def collect(lab: Lab) -> dict:
     dp = lab.datapath_for_status()
     if dp is not None:
         for node, info in nodes.items():
-            info.update(dp.describe(lab.ns[node]))
+            extra = dp.describe(lab.ns[node])
+            info["sids"] += extra.pop("sids", [])
+            info.update(extra)
     return {
         "lab": lab.name,
         "topology": rec.topology,
@@ -211,6 +213,8 @@ def _sid_text(s: dict) -> str:
     parts += [f"{k} {s[k]}" for k in ("nh6", "oif", "l2dev", "dev") if s.get(k)]
     if s.get("table") not in (None, "main"):
         parts.append(f"table {s['table']}")
+    if "datapath" in s:
+        parts.append(f"({s['datapath']} datapath)")
     if "counters" in s:
         c = s["counters"]
         parts.append(f"packets {c['packets']} bytes {c['bytes']} errors {c['errors']}")

@@ -318,6 +318,17 @@ class KernelDatapath(Datapath):
             raise DatapathError(f"counters of {ifname!r}: the kernel sent no IFLA_STATS64")
         return {name: int(stats[name]) for name in COUNTERS}
 
+    def describe(self, ns: "Netns") -> dict:
+        """Counters of the node's srl2 devices (its SIDs are seg6local routes,
+        which `testbed status` lists from the routing tables)."""
+        devices = {}
+        for link in ns.ipr.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            if info is not None and info.get_attr("IFLA_INFO_KIND") == seg6.SRL2_KIND:
+                stats = link.get_attr("IFLA_STATS64")
+                devices[link.get_attr("IFLA_IFNAME")] = {name: int(stats[name]) for name in COUNTERS}
+        return {"srl2": devices} if devices else {}
+
     def sid_counters(self, ns: "Netns", sid: "Sid") -> dict[str, int] | None:
         if not sid.count:
             return None

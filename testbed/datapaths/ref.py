@@ -171,10 +171,22 @@ class RefDatapath(Datapath):
         return None
 
     def describe(self, ns: "Netns") -> dict:
+        """The node's reference srl2 devices with counters, and its SIDs (from
+        the process's configuration; counters where the SID has `count`)."""
         if not os.path.exists(self.control_path(ns)):
             return {}
         info = self._query(ns)
-        return {"srl2": info.get("devices", {}), "ref_sids": info.get("sids", {})}
+        with open(os.path.join(self.rundir, f"{ns.name}.json")) as f:
+            config = json.load(f)
+        sids = []
+        for s in config["sids"]:
+            sid = {"sid": s["sid"], "action": s["action"], "table": s["table"] or "main", "datapath": "ref"}
+            sid.update({k: s[k] for k in ("oif", "l2dev", "nh6") if s.get(k)})
+            counted = info.get("sids", {}).get(s["sid"])
+            if counted is not None:
+                sid["counters"] = {k: counted.get(k, 0) for k in ("packets", "bytes", "errors")}
+            sids.append(sid)
+        return {"srl2": info.get("devices", {}), "sids": sids}
 
     def processes(self) -> list[int]:
         return [p.pid for p in self.procs.values()]
