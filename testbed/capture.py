@@ -13,7 +13,7 @@ import select
 import socket
 import struct
 import time
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from testbed.linux import Netns
 
@@ -93,12 +93,34 @@ class Capture:
 
     def write_pcap(self, path: str, frames: Iterable[Frame] | None = None) -> str:
         """pcap (LINKTYPE_ETHERNET) of the captured frames."""
-        frames = self.frames if frames is None else list(frames)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "wb") as f:
-            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))
-            for fr in frames:
-                sec = int(fr.time)
-                f.write(struct.pack("<IIII", sec, int((fr.time - sec) * 1e6), len(fr.data), len(fr.data)))
-                f.write(fr.data)
+            writer = PcapWriter(f)
+            for fr in self.frames if frames is None else frames:
+                writer.write(fr)
         return path
+
+    def stream(self) -> Iterator[Frame]:
+        """Frames as they arrive, until the caller stops iterating."""
+        while True:
+            start = len(self.frames)
+            if not self._drain():
+                select.select([self.sock], [], [])
+                continue
+            yield from self.frames[start:]
+            del self.frames[:]  # a long capture must not grow without bound
+
+
+class PcapWriter:
+    """The classic pcap format, one frame at a time (flushed, so a reader
+    such as `tcpdump -r` or wireshark sees frames while the capture runs)."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))  # LINKTYPE_ETHERNET
+
+    def write(self, frame: Frame) -> None:
+        sec = int(frame.time)
+        self.f.write(struct.pack("<IIII", sec, int((frame.time - sec) * 1e6), len(frame.data), len(frame.data)))
+        self.f.write(frame.data)
+        self.f.flush()
