@@ -17,7 +17,6 @@ import errno
 import json
 import os
 import select
-import signal
 import socket
 import struct
 import sys

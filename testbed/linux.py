@@ -15,7 +15,10 @@ import errno
 import os
 import socket
 import threading
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pyroute2.iproute.linux import IPRoute
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000

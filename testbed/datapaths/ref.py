@@ -12,7 +12,6 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -139,21 +138,13 @@ class RefDatapath(Datapath):
         return os.path.join(self.rundir, f"{netns}.log")
 
     def _query(self, ns: "Netns") -> dict:
+        from srl2_ref.control import query
+
         path = self.control_path(ns)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(5)
-                s.connect(path)
-                s.sendall(b"counters\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError as e:
-            raise DatapathError(f"reference datapath of {ns.name} does not answer on {path}: {e.strerror}") from None
-        return json.loads(data)
+            return query(path, "counters")
+        except (OSError, RuntimeError, ValueError) as e:
+            raise DatapathError(f"reference datapath of {ns.name} does not answer on {path}: {e}") from None
 
     def counters(self, ns: "Netns", ifname: str) -> dict[str, int]:
         devices = self._query(ns).get("devices", {})
