@@ -6,7 +6,18 @@ packet the srl2 patch and RFC 8986 call for (testbed.packets.srv6_packet),
 field by field, masking only what the case says it does not check."""
 from __future__ import annotations
 
+import errno
+import ipaddress
+import socket
+
 import pytest
+
+from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
+from testbed.wait import until
 
 from testbed.packets import assert_packet, scapy, send_frames, srv6_packet
 
@@ -44,3 +55,405 @@ def test_outer_headers_of_a_frame_carrying_ipv6_hop_limit_1(lab, capture):
     expected[sc.Ether].src = lab_.mac("rt-1", "veth-rt2")
     expected[sc.Ether].dst = lab_.mac("rt-2", "veth-rt1")
     assert_packet(expected, sent[0].data)
+
+
+# ---- the lab and helpers of the cases below --------------------------------
+#
+# hs-1 -- rt-1 ==== rt-2.  hs-1 only sends raw frames (no addresses: nothing
+# of its own to say); rt-1 bridges them into its srl2 devices; rt-2 is a plain
+# host that owns the next hop and drops what it receives (no SIDs: the cases
+# read what rt-1 puts on the wire, and a lab without a far end comes up faster).
+
+HDR = """\
+name: hdr
+nodes:
+  hs-1:
+    interfaces:
+      veth0: {{mac: "02:00:00:00:01:01"}}
+  rt-1:
+    kind: router
+{rt1_extra}    interfaces:
+      veth-rt2: {{addresses: [{rt1_addrs}]}}
+    bridges:
+      br0: {{ports: [veth-hs]}}
+    srl2:
+{srl2}    routes:
+      - {{dst: "fcff::/16", via: "fcf0:0:1:2::2"}}
+  rt-2:
+    interfaces:
+      veth-rt1: {{addresses: ["fcf0:0:1:2::2/64"]}}
+links:
+  - [hs-1:veth0, rt-1:veth-hs]
+  - [rt-1:veth-rt2, rt-2:veth-rt1]
+"""
+ONE_DEV = {"srl2-0": [FIRST_SID]}
+SEGS_BY_N = {1: ["fcff:2::d20"],  # distinct first SIDs: one DA per device
+             2: ["fcff:3::e", "fcff:2::d20"],
+             3: ["fcff:4::e", "fcff:3::e", "fcff:2::d20"]}
+HS_MAC = "02:00:00:00:01:01"
+ETH_P_EXP = 0x88B5  # IEEE local experimental ethertype: a frame no stack answers
+
+
+def hdr_lab(lab, devices=ONE_DEV, rt1_addrs=(RT1_UNDERLAY + "/64",), rt1_extra=""):
+    """The H lab: rt-1 bridges hs-1 into one srl2 device per entry of
+    `devices` (name -> segs); everything towards fcff::/16 goes to rt-2."""
+    srl2 = "".join(f"      {name}: {{segs: [{', '.join(repr(s) for s in segs)}], bridge: br0}}\n"
+                   for name, segs in devices.items())
+    return lab(HDR.format(rt1_extra=rt1_extra, rt1_addrs=", ".join(f'"{a}"' for a in rt1_addrs),
+                          srl2=srl2))
+
+
+def mark(tag: bytes) -> bytes:
+    """marked(tag) with an end: no tag is then a prefix of another in the payload."""
+    return marked(tag) + b"/"
+
+
+def l2(tag: bytes, dst: str = "ff:ff:ff:ff:ff:ff", size: int = 0, ethertype: int = ETH_P_EXP) -> bytes:
+    """A non-IP frame from hs-1 carrying the marker, padded to `size` bytes."""
+    sc = scapy()
+    frame = bytes(sc.Ether(src=HS_MAC, dst=dst, type=ethertype) / mark(tag))
+    return frame + bytes(max(0, size - len(frame)))
+
+
+def v4(tag: bytes, ttl: int = 64, tos: int = 0, sport: int = 4000) -> bytes:
+    sc = scapy()
+    return bytes(sc.Ether(src=HS_MAC, dst="02:00:00:00:02:02") /
+                 sc.IP(src="10.0.0.1", dst="10.0.0.2", ttl=ttl, tos=tos) /
+                 sc.UDP(sport=sport, dport=4001) / mark(tag))
+
+
+def v6(tag: bytes, hlim: int = 64, tc: int = 0, fl: int = 0, sport: int = 4000) -> bytes:
+    sc = scapy()
+    return bytes(sc.Ether(src=HS_MAC, dst="02:00:00:00:02:02") /
+                 sc.IPv6(src="cafe::1", dst="cafe::2", hlim=hlim, tc=tc, fl=fl) /
+                 sc.UDP(sport=sport, dport=4001) / mark(tag))
+
+
+def sent_for(cap, tag: bytes, count: int = 1) -> list[bytes]:
+    """The SRv6 packets rt-1 sent carrying `tag`, once `count` were seen."""
+    return [f.data for f in cap.wait_for(lambda f: f.outgoing and mark(tag) in f.data, count)]
+
+
+def one_sent(cap, tag: bytes) -> bytes:
+    got = sent_for(cap, tag)
+    assert len(got) == 1, f"rt-1 sent {len(got)} packets for frame {tag!r}, expected one"
+    return got[0]
+
+
+def expected_packet(lab_, frame: bytes, segs, src=RT1_UNDERLAY, **outer):
+    """srv6_packet with the underlay link's MACs (checked as well: rt-1 -> rt-2)."""
+    sc = scapy()
+    exp = srv6_packet(frame, segs, src, **outer)
+    srh = exp[IPv6ExtHdrSegmentRouting]
+    if exp.haslayer(sc.Padding) or bytes(srh.payload) != frame:
+        # scapy does not rebuild some frames as they were (a trailer after ARP
+        # becomes Padding, left out of the payload length): keep the bytes
+        srh.remove_payload()
+        srh.add_payload(sc.Raw(frame))
+    exp[sc.Ether].src = lab_.mac("rt-1", "veth-rt2")
+    exp[sc.Ether].dst = lab_.mac("rt-2", "veth-rt1")
+    return exp
+
+
+def inner_of(pkt: bytes) -> bytes:
+    """The Ethernet frame after outer Ethernet + IPv6 + SRH (hdrlen from the packet)."""
+    srh = 14 + 40
+    return pkt[srh + 8 + 8 * pkt[srh + 1]:]
+
+
+# ---- H1 ----------------------------------------------------------------------
+
+@pytest.mark.conformance("H1", "H4")
+@pytest.mark.needs("srl2")
+def test_payload_length_and_destination_for_several_frame_sizes(lab, capture):
+    """H1: for frames of 60 (the minimum Ethernet frame without FCS), 61,
+    128, 512, 1000 and 1436 bytes (the device MTU 1422 + 14: the largest
+    frame the bridge hands over for one SID, which makes a 1500-byte outer
+    packet), the outer IPv6 header has version 6, next header 43, payload
+    length = 24 (SRH of one segment) + frame length and DA = the SID; the
+    whole packet is compared byte for byte (H4: nothing appended, no FCS)."""
+    lab_ = hdr_lab(lab)
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    sizes = [60, 61, 128, 512, 1000, 1436]
+    frames = {size: l2(b"H1-%d" % size, size=size) for size in sizes}
+    send_frames(lab_.node("hs-1"), "veth0", frames.values())
+    for size, frame in frames.items():
+        pkt = one_sent(cap, b"H1-%d" % size)
+        assert len(pkt) == 14 + 40 + 24 + size
+        assert int.from_bytes(pkt[18:20], "big") == 24 + size, "payload length != SRH + frame"
+        assert_packet(expected_packet(lab_, frame, [FIRST_SID]), pkt)
+
+
+# ---- H2 ----------------------------------------------------------------------
+
+def _set_preferred(lab_, addr: str, preferred: int) -> None:
+    """Make an address of rt-1's underlay deprecated (0) or preferred again."""
+    ipr = lab_.node("rt-1").ipr
+    ipr.addr("replace", index=lab_.ifindex("rt-1", "veth-rt2"), address=addr, prefixlen=64,
+             preferred_lft=preferred, valid_lft=0xFFFFFFFF if preferred == 0xFFFFFFFF else 3600)
+
+
+def _route_src(lab_, src: str) -> None:
+    """Give rt-1's route towards the SIDs a `src` hint.  Set here rather than
+    in the topology: right after an interface comes up its addresses are
+    tentative for a moment (DAD off still runs addrconf's work queue), and
+    the kernel refuses a route whose src is tentative (EINVAL "Invalid
+    source address"); so retry with a deadline until it is accepted."""
+    ipr = lab_.node("rt-1").ipr
+
+    def replace() -> bool:
+        try:
+            ipr.route("replace", dst="fcff::", dst_len=16, gateway="fcf0:0:1:2::2", prefsrc=src,
+                      family=socket.AF_INET6)
+            return True
+        except NetlinkError as e:
+            if e.code != errno.EINVAL:
+                raise
+            return False
+
+    assert until(replace), f"rt-1 refuses the route with src {src}"
+
+
+def _set_tunsrc(lab_, addr: str) -> None:
+    genl = Seg6Genl(lab_.node("rt-1").socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC))
+    try:
+        genl.set_tunsrc(addr)
+    finally:
+        genl.close()
+
+
+@pytest.mark.conformance("H2")
+@pytest.mark.needs("srl2")
+def test_source_address_is_selected_for_the_route_to_the_first_sid(lab, capture):
+    """H2 (a): with no tunnel source, the outer source is the address the
+    kernel selects for the route towards the first SID (the seg6 helper
+    srl2 reuses: source selection, RFC 6724, on the route's device). rt-1's
+    underlay holds two addresses; which one is selected is steered by
+    deprecating one (RFC 6724 rule 3: avoid deprecated addresses) and then
+    the other: the source must follow each change (also: the choice is not
+    frozen in a route cache). (b) `ip sr tunsrc` set while frames flow wins
+    over the selected address from the next frame on; cleared (::), the
+    selected address is back."""
+    a1, a11 = RT1_UNDERLAY, "fcf0:0:1:2::11"
+    lab_ = hdr_lab(lab, rt1_addrs=(a1 + "/64", a11 + "/64"))
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    steps = [
+        (b"H2-a", lambda: _set_preferred(lab_, a11, 0), a1),
+        (b"H2-b", lambda: (_set_preferred(lab_, a11, 0xFFFFFFFF), _set_preferred(lab_, a1, 0)), a11),
+        (b"H2-c", lambda: _set_tunsrc(lab_, "fcff:1::1"), "fcff:1::1"),
+        (b"H2-d", lambda: _set_tunsrc(lab_, "::"), a11),
+    ]
+    for tag, change, src in steps:
+        change()
+        frame = l2(tag)
+        send_frames(lab_.node("hs-1"), "veth0", [frame])
+        assert_packet(expected_packet(lab_, frame, [FIRST_SID], src=src), one_sent(cap, tag))
+
+
+@pytest.mark.conformance("H2")
+@pytest.mark.needs("srl2")
+def test_tunsrc_from_the_topology_wins(lab, capture):
+    """H2 (b): the node's `ip sr tunsrc` (topology key `tunsrc:`), set when
+    the lab is built, is the source of every outer packet, although the
+    route towards the first SID carries a `src` hint and the underlay has
+    an address of its own; the address need not be local (Linux copies it)."""
+    lab_ = hdr_lab(lab, rt1_extra='    tunsrc: "fcff:1::1"\n')
+    _route_src(lab_, RT1_UNDERLAY)
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    frames = [l2(b"H2-tunsrc"), v6(b"H2-tunsrc6", fl=0x1)]
+    send_frames(lab_.node("hs-1"), "veth0", frames)
+    assert_packet(expected_packet(lab_, frames[0], [FIRST_SID], src="fcff:1::1"), one_sent(cap, b"H2-tunsrc"))
+    assert_packet(expected_packet(lab_, frames[1], [FIRST_SID], src="fcff:1::1", fl=0x1),
+                  one_sent(cap, b"H2-tunsrc6"))
+
+
+@pytest.mark.conformance("H2")
+@pytest.mark.needs("srl2")
+def test_source_with_a_route_src_hint(lab, capture):
+    """H2 (a) with a route `src` hint: the route towards the first SID says
+    `src fcf0:0:1:2::1` while source selection on the underlay device would
+    pick the other address, fcf0:0:1:2::11 (the first one is deprecated).
+    This case holds H2 to its words, "the address the kernel selects for the
+    route towards the first SID", which is what `ip -6 route get SID`
+    reports (the hint), asked here of rt-1 itself.
+
+    FINDING: Linux's seg6 encap helper (seg6_do_srh_encap -> set_tun_src ->
+    ipv6_dev_get_saddr on the route's device), which srl2 reuses, ignores
+    a route's prefsrc: on 6.18, a route-based `encap seg6` packet leaves
+    with the device-selected source although `ip route get` shows the hint.
+    A kernel srl2 would fail this case; whether srl2 should honour `src`
+    (as every other locally generated packet does) is for the series."""
+    a1, a11 = RT1_UNDERLAY, "fcf0:0:1:2::11"
+    lab_ = hdr_lab(lab, rt1_addrs=(a1 + "/64", a11 + "/64"))
+    _route_src(lab_, a1)
+    _set_preferred(lab_, a1, 0)
+    reported = lab_.node("rt-1").ipr.route("get", dst=FIRST_SID, family=socket.AF_INET6)[0]
+    assert reported.get_attr("RTA_PREFSRC") == a1, "the kernel does not report the route's src hint"
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    frame = l2(b"H2-hint")
+    send_frames(lab_.node("hs-1"), "veth0", [frame])
+    assert_packet(expected_packet(lab_, frame, [FIRST_SID], src=a1), one_sent(cap, b"H2-hint"))
+
+
+# ---- H3 ----------------------------------------------------------------------
+
+@pytest.mark.conformance("H1", "H3")
+@pytest.mark.needs("srl2")
+def test_srh_of_one_two_and_three_segments(lab, capture):
+    """H3: rt-1's bridge holds three srl2 devices with 1, 2 and 3 segments;
+    one broadcast frame is flooded to all three, and each sends it with its
+    own SRH: type 4, hdrlen 2n, segments_left = last entry = n-1, flags 0,
+    tag 0, next header 143, no TLVs (the SRH is exactly 8 + 16n bytes), the
+    segments reversed on the wire; DA = the first segment (H1)."""
+    from testbed.srh import decode_srh
+
+    devices = {f"srl2-{n}": segs for n, segs in SEGS_BY_N.items()}
+    lab_ = hdr_lab(lab, devices)
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    frame = l2(b"H3")
+    send_frames(lab_.node("hs-1"), "veth0", [frame])
+    got = sent_for(cap, b"H3", count=3)
+    by_da = {ipaddress.IPv6Address(p[38:54]): p for p in got}
+    assert len(got) == 3 and len(by_da) == 3, f"expected one packet per device, got {len(got)}"
+    for n, segs in SEGS_BY_N.items():
+        pkt = by_da.get(ipaddress.IPv6Address(segs[0]))
+        assert pkt is not None, f"no packet of the {n}-segment device (DA {segs[0]})"
+        srh = decode_srh(pkt[54:])
+        assert (srh.nexthdr, srh.hdrlen, srh.type, srh.segments_left, srh.last_entry, srh.flags, srh.tag) == \
+            (143, 2 * n, 4, n - 1, n - 1, 0, 0), f"{n} segments: fixed part of the SRH"
+        assert srh.tlvs == b"", f"{n} segments: TLVs present"
+        assert [str(s) for s in srh.segments] == list(reversed(segs)), f"{n} segments: list on the wire"
+        assert_packet(expected_packet(lab_, frame, segs), pkt)
+
+
+# ---- H4 ----------------------------------------------------------------------
+
+@pytest.mark.conformance("H4")
+@pytest.mark.needs("srl2")
+def test_inner_frame_is_the_bridged_frame_byte_for_byte(lab, capture):
+    """H4: unicast (to a MAC the bridge does not know: flooded), broadcast
+    and multicast destination MACs, an 802.1Q-tagged frame (PCP 5, VID 10),
+    a QinQ frame (0x88a8 VID 100 + 0x8100 VID 10), a non-IP ethertype
+    (0x88b5) and an ARP frame with trailing bytes are carried whole: the
+    inner frame is byte for byte what hs-1 sent (MACs, tags, ethertype,
+    payload, trailer), with no FCS and nothing appended."""
+    sc = scapy()
+    lab_ = hdr_lab(lab)
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    frames = {
+        b"H4-ucast": l2(b"H4-ucast", dst="02:00:00:00:02:02"),
+        b"H4-bcast": l2(b"H4-bcast"),
+        b"H4-mcast": l2(b"H4-mcast", dst="01:00:5e:7f:00:01"),
+        b"H4-dot1q": bytes(sc.Ether(src=HS_MAC, dst="02:00:00:00:02:02") /
+                           sc.Dot1Q(vlan=10, prio=5, type=ETH_P_EXP) / mark(b"H4-dot1q")),
+        b"H4-qinq": bytes(sc.Ether(src=HS_MAC, dst="ff:ff:ff:ff:ff:ff", type=0x88A8) /
+                          sc.Dot1AD(vlan=100, type=0x8100) / sc.Dot1Q(vlan=10, type=ETH_P_EXP) /
+                          mark(b"H4-qinq")),
+        b"H4-arp": bytes(sc.Ether(src=HS_MAC, dst="ff:ff:ff:ff:ff:ff") /
+                         sc.ARP(hwsrc=HS_MAC, psrc="10.0.0.1", pdst="10.0.0.2") / mark(b"H4-arp")),
+    }
+    send_frames(lab_.node("hs-1"), "veth0", frames.values())
+    for tag, frame in frames.items():
+        pkt = one_sent(cap, tag)
+        assert inner_of(pkt) == frame, f"{tag!r}: the inner frame differs from the frame sent"
+        assert_packet(expected_packet(lab_, frame, [FIRST_SID]), pkt)
+
+
+# ---- H5 ----------------------------------------------------------------------
+
+@pytest.mark.conformance("H5", "H6")
+@pytest.mark.needs("srl2")
+def test_hop_limit_and_traffic_class_from_the_device_and_the_route(lab, capture):
+    """H5: the outer hop limit is the route's or device's (64 by default)
+    and the traffic class 0, for a non-IP frame and for frames carrying
+    IPv4 (TTL 1, TOS 0xb8) and IPv6 (hop limit 1, traffic class 0xb8): the
+    payload's IP header has no say (RFC 2473 6.3; T5: an L2 service carries
+    MLD's hop limit 1 across routers). Then the route towards the first SID
+    gets a `hoplimit 7` metric: the next frames leave with hop limit 7.
+    Flow label: seg6_flowlabel 0 copies the inner IPv6 one (H6), else 0."""
+    lab_ = hdr_lab(lab)
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    for hl, suffix in ((64, b""), (7, b"-metric")):
+        if hl != 64:
+            ipr = lab_.node("rt-1").ipr
+            ipr.route("replace", dst="fcff::", dst_len=16, gateway="fcf0:0:1:2::2", family=socket.AF_INET6,
+                      metrics={"hoplimit": hl})
+        frames = [(l2(b"H5-l2" + suffix), 0), (v4(b"H5-v4" + suffix, ttl=1, tos=0xB8), 0),
+                  (v6(b"H5-v6" + suffix, hlim=1, tc=0xB8, fl=0x54321), 0x54321)]
+        send_frames(lab_.node("hs-1"), "veth0", [f for f, _ in frames])
+        for frame, fl in frames:
+            tag = frame[frame.index(b"srl2-testbed:") + 13:-1]
+            assert_packet(expected_packet(lab_, frame, [FIRST_SID], hlim=hl, tc=0, fl=fl), one_sent(cap, tag))
+
+
+@pytest.mark.conformance("H5")
+@pytest.mark.needs("srl2")
+def test_hop_limit_of_the_underlay_device(lab, capture):
+    """H5, "the device's hop limit": with no hoplimit metric on the route,
+    Linux takes the hop limit of the route's device (ip6_dst_hoplimit:
+    net.ipv6.conf.DEV.hop_limit of the underlay device the first SID is
+    routed through). rt-1's veth-rt2 has hop_limit 33: a non-IP frame and a
+    frame carrying IPv6 with hop limit 1 both leave with hop limit 33."""
+    lab_ = hdr_lab(lab, rt1_extra="    sysctls: {net.ipv6.conf.veth-rt2.hop_limit: 33}\n")
+    cap = capture(lab_, "rt-1", "veth-rt2")
+    frames = [(l2(b"H5-dev"), 0), (v6(b"H5-dev6", hlim=1, fl=0x7), 0x7)]
+    send_frames(lab_.node("hs-1"), "veth0", [f for f, _ in frames])
+    for (frame, fl), tag in zip(frames, (b"H5-dev", b"H5-dev6")):
+        assert_packet(expected_packet(lab_, frame, [FIRST_SID], hlim=33, fl=fl), one_sent(cap, tag))
+
+
+# ---- H6 ----------------------------------------------------------------------
+
+FLOWLABEL = "net.ipv6.seg6_flowlabel"
+
+
+@pytest.mark.conformance("H6")
+@pytest.mark.needs("srl2")
+def test_flow_label_modes(lab, capture):
+    """H6, net.ipv6.seg6_flowlabel in rt-1, changed while the lab runs:
+    -1 -> flow label 0 for every frame (also one carrying IPv6 with flow
+    label 0x12345); 0 -> copied from the inner IPv6 header, 0 for IPv4 and
+    non-IP frames; 1 -> derived from the flow: six flows (IPv6 and IPv4 UDP
+    with different source ports, a non-IP flow) of two frames each: the two
+    frames of a flow get the same label, the flows at least two different
+    labels, none zero. Everything but the flow label is compared too."""
+    lab_ = hdr_lab(lab)
+    rt1, hs1 = lab_.node("rt-1"), lab_.node("hs-1")
+    cap = capture(lab_, "rt-1", "veth-rt2")
+
+    def run(mode: int, frames: dict[bytes, bytes]) -> dict[bytes, int]:
+        rt1.write_sysctls({FLOWLABEL: str(mode)})
+        assert rt1.read_sysctl(FLOWLABEL) == str(mode)
+        send_frames(hs1, "veth0", frames.values())
+        labels = {}
+        for tag, frame in frames.items():
+            pkt = one_sent(cap, tag)
+            # the flow label is what this case reads; the rest must be as always
+            assert_packet(expected_packet(lab_, frame, [FIRST_SID]), pkt, ignore=("IPv6.fl",))
+            labels[tag] = int.from_bytes(pkt[15:18], "big") & 0xFFFFF
+        return labels
+
+    got = run(-1, {b"H6-off6": v6(b"H6-off6", fl=0x12345), b"H6-off4": v4(b"H6-off4"), b"H6-offl2": l2(b"H6-offl2")})
+    assert got == {b"H6-off6": 0, b"H6-off4": 0, b"H6-offl2": 0}, f"seg6_flowlabel -1: {got}"
+
+    got = run(0, {b"H6-copy6": v6(b"H6-copy6", fl=0x12345), b"H6-copy4": v4(b"H6-copy4"),
+                  b"H6-copyl2": l2(b"H6-copyl2")})
+    assert got == {b"H6-copy6": 0x12345, b"H6-copy4": 0, b"H6-copyl2": 0}, f"seg6_flowlabel 0: {got}"
+
+    flows = {}
+    for i in range(3):
+        for k in range(2):
+            flows[b"H6-hash6-%d-%d" % (i, k)] = v6(b"H6-hash6-%d-%d" % (i, k), sport=5000 + i)
+    for i in range(2):
+        for k in range(2):
+            flows[b"H6-hash4-%d-%d" % (i, k)] = v4(b"H6-hash4-%d-%d" % (i, k), sport=6000 + i)
+    for k in range(2):
+        flows[b"H6-hashl2-x-%d" % k] = l2(b"H6-hashl2-x-%d" % k)
+    got = run(1, flows)
+    per_flow: dict[bytes, set[int]] = {}
+    for tag, label in got.items():
+        per_flow.setdefault(tag.rsplit(b"-", 1)[0], set()).add(label)
+    assert all(len(v) == 1 for v in per_flow.values()), f"frames of one flow differ: {per_flow}"
+    labels = {next(iter(v)) for v in per_flow.values()}
+    assert len(labels) >= 2, f"seg6_flowlabel 1: every flow got the same label {labels}"
+    assert 0 not in labels, f"seg6_flowlabel 1: a zero flow label {per_flow}"

@@ -37,7 +37,11 @@ class DeviceConf:
 
     @property
     def effective_mtu(self) -> int:
-        return self.mtu if self.mtu is not None else mtu_for(len(self.segs))
+        # 1500 - 40 - SRH - 14 is below the minimum MTU from 86 SIDs on and
+        # negative from 90 (up to -594 for 127): the device still works over
+        # a larger underlay, so its MTU is clamped to the minimum, never
+        # negative or wrapped (CONFORMANCE S3; the RFC patch wraps it).
+        return self.mtu if self.mtu is not None else max(MIN_MTU, mtu_for(len(self.segs)))
 
 
 @dataclass

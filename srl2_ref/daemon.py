@@ -26,7 +26,7 @@ from ipaddress import IPv6Address
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from . import decap, encap
+from . import decap, encap, frag
 from .config import Config, DeviceConf, SidConf
 from .mmsg import Burst, sockaddr_in6
 from .routecache import ANY, RouteCache, Seg6Genl, drain, open_monitor
@@ -125,6 +125,8 @@ class Daemon:
         self.lens = [0] * SLOTS
         self.unknown_sid = 0
         self.internal_errors = 0
+        self.reasm = frag.Reassembler()  # T4: outer fragments to End.DT2U / End.DX2 SIDs
+        self.frag_ident = int.from_bytes(os.urandom(4), "big")
         self.ipr: IPRoute | None = None
         self.genl: Seg6Genl | None = None
         self.mon: socket.socket | None = None
@@ -156,6 +158,9 @@ class Daemon:
                 if dc.mac:
                     kw["address"] = dc.mac
                 self.ipr.link("set", index=dev.ifindex, **kw)
+                # N1: srl2 is a queueless virtual device (IFF_NO_QUEUE), like
+                # veth or a bridge; a TAP would get the default qdisc when up.
+                self.ipr.tc("replace", "noqueue", dev.ifindex, 0)
             except (NetlinkError, IndexError) as e:
                 raise SetupError(f"device {dc.name}: {e}") from None
         if self.cfg.sids:
@@ -278,7 +283,12 @@ class Daemon:
             for fd, ev in events:
                 try:
                     dev = by_fd.get(fd)
-                    if dev is not None:
+                    if dev is not None and ev & select.EPOLLERR:
+                        # N5: the TAP was deleted (ip link del): its fd only
+                        # reports EPOLLERR from now on; stop polling it.
+                        ep.unregister(fd)
+                        del by_fd[fd]
+                    elif dev is not None:
                         self.encap_burst(dev)
                     elif fd == tun_fd:
                         self.decap_burst()
@@ -382,6 +392,9 @@ class Daemon:
             except OSError as e:
                 if e.errno == errno.EINTR:
                     continue
+                if e.errno == errno.EMSGSIZE and self.send_fragments(dev, route.oif, start, lens[start]):
+                    start += 1
+                    continue
                 failed += 1
                 c["tx_errors"] += 1
                 c["tx_dropped"] += 1
@@ -393,6 +406,23 @@ class Daemon:
             start += sent
         c["tx_packets"] += n - failed
         c["tx_bytes"] += nbytes
+
+    def send_fragments(self, dev: Device, oif, i: int, ln: int) -> bool:
+        """T4: slot i's packet exceeds the MTU of the route's device (the raw
+        socket said EMSGSIZE): send it as fragments (srl2_ref.frag)."""
+        try:
+            mtu = self.ipr.get_links(oif)[0].get_attr("IFLA_MTU")
+        except (NetlinkError, IndexError, TypeError):
+            return False
+        packet = bytes(self.burst.head_views[i]) + dev.tail.raw + bytes(self.burst.views[i][:ln])
+        self.frag_ident = (self.frag_ident + 1) & 0xFFFFFFFF
+        pieces = frag.fragment(packet, mtu, self.frag_ident)
+        try:
+            for piece in pieces:
+                dev.raw.sendto(piece, (str(dev.dst), 0))
+        except OSError:
+            return False
+        return bool(pieces)
 
     def decap_burst(self) -> None:
         for _ in range(SLOTS):
@@ -422,6 +452,10 @@ class Daemon:
         if sid is None:
             self.unknown_sid += 1
             return
+        if sid.action in ("End.DT2U", "End.DX2"):
+            pkt = self.reasm.feed(pkt)  # the whole packet, or None while fragments are missing
+            if pkt is None:
+                return
         v = decap.classify(pkt, sid.action, check_sl="no_decap_sl_check" not in self.faults)
         if not v.ok:
             sid.errors += 1

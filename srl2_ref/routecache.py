@@ -111,6 +111,16 @@ class Seg6Genl:
         self.sock.close()
 
 
+def _device_hoplimit(oif: int) -> Optional[int]:
+    """ip6_dst_hoplimit for a route without a hoplimit metric: the hop_limit
+    of the route's device (net.ipv6.conf.DEV.hop_limit), CONFORMANCE H5."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{socket.if_indextoname(oif)}/hop_limit") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def _select_source(dst: IPv6Address, oif: Optional[int]) -> Optional[IPv6Address]:
     """Source address selection by connect() of a UDP socket (never sends)."""
     try:
@@ -127,11 +137,18 @@ class RouteCache:
         self.genl = genl
         self.cache: dict[IPv6Address, Route] = {}
         self.lookups = 0
+        self.tunsrc: Optional[IPv6Address] = None
 
     def invalidate(self) -> None:
         self.cache.clear()
 
     def get(self, dst: IPv6Address) -> Route:
+        # Linux reads the tunnel source per packet and `ip sr tunsrc set`
+        # sends no notification: a change must reach the next frame.
+        tunsrc = self.genl.tunsrc()
+        if tunsrc != self.tunsrc:
+            self.tunsrc = tunsrc
+            self.cache.clear()
         r = self.cache.get(dst)
         if r is not None and (r.ok or r.expires > time.monotonic()):
             return r
@@ -167,4 +184,6 @@ class RouteCache:
         if src is None:
             pref = m.get_attr("RTA_PREFSRC")
             src = IPv6Address(pref) if pref else _select_source(dst, oif)
+        if not hl and oif:
+            hl = _device_hoplimit(oif)
         return Route(True, oif=oif, src=src or ANY, hoplimit=hl or None)

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import os
 import socket
-import time
 from typing import Callable, Iterator, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -26,6 +25,7 @@ from testbed.errors import LabError
 from testbed.model import Node, Topology, Where
 from testbed.seg6encap import seg6_route_encap
 from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
+from testbed.wait import until
 
 T = TypeVar("T")
 
@@ -40,6 +40,8 @@ def netns_name(lab: str, node: str) -> str:
 
 
 BR_STATE_FORWARDING = 3
+IFA_F_NODAD = 0x02
+IFA_F_TENTATIVE = 0x40
 VETH_INDEX_BASE = 1000
 
 
@@ -141,31 +143,40 @@ class Lab:
         for node in topo.nodes.values():
             self._srl2_ports(node)
             self._interfaces(node)
+        # A route with a `src` is refused while that address is still tentative.
+        self._wait_for("IPv6 addresses still tentative", self._addresses_settled,
+                       [n.name for n in topo.nodes.values()
+                        if any(a.version == 6 for i in n.interfaces.values() for a in i.addresses)])
+        for node in topo.nodes.values():
             if node.tunsrc is not None:
                 self._tunsrc(node)
             for rule in node.rules:
                 self._rule(node, rule)
             for route in node.routes:
                 self._route(node, route)
-        self._wait_bridge_ports()
+        # The bridge enables a port when linkwatch reports its carrier, which
+        # the kernel may defer for up to a second: a frame sent before that
+        # is dropped, so the lab is not ready until every port forwards.
+        self._wait_for("bridge ports not forwarding", self._bridge_ports_forward,
+                       [n.name for n in topo.nodes.values() if any(b.ports for b in n.bridges.values())])
 
-    def _wait_bridge_ports(self, timeout: float = 5.0) -> None:
-        """Return only once every bridge port forwards.  The bridge enables a
-        port when linkwatch reports its carrier, which the kernel may defer
-        for up to a second; a frame sent before that is dropped."""
-        assert self.topo is not None
-        waiting = {n.name for n in self.topo.nodes.values() if any(b.ports for b in n.bridges.values())}
-        deadline = time.monotonic() + timeout
-        while waiting:
-            for node in sorted(waiting):
-                ports = [m for m in self.ns[node].ipr.get_links() if m.get_attr("IFLA_MASTER")]
-                if all(_port_state(m) == BR_STATE_FORWARDING for m in ports):
-                    waiting.discard(node)
-            if waiting and time.monotonic() > deadline:
-                raise LabError(f"bridge ports of {', '.join(sorted(waiting))} did not start forwarding "
-                               f"within {timeout:.0f} s")
-            if waiting:
-                time.sleep(0.005)  # no event for a port state change short of a monitor socket
+    def _wait_for(self, what: str, ready: Callable[[str], bool], nodes: list[str], timeout: float = 5.0) -> None:
+        """Poll (no event exists for these states) until `ready(node)` holds for every node."""
+        waiting = set(nodes)
+
+        def check() -> bool:
+            waiting.difference_update([n for n in sorted(waiting) if ready(n)])
+            return not waiting
+
+        if not until(check, timeout):
+            raise LabError(f"{what} in {', '.join(sorted(waiting))} after {timeout:.0f} s")
+
+    def _bridge_ports_forward(self, node: str) -> bool:
+        ports = [m for m in self.ns[node].ipr.get_links() if m.get_attr("IFLA_MASTER")]
+        return all(_port_state(m) == BR_STATE_FORWARDING for m in ports)
+
+    def _addresses_settled(self, node: str) -> bool:
+        return not any(m["flags"] & IFA_F_TENTATIVE for m in self.ns[node].ipr.get_addr(family=socket.AF_INET6))
 
     # ---- requests -----------------------------------------------------
 
@@ -232,7 +243,8 @@ class Lab:
     def _port(self, node: Node, br_index: int, port) -> None:
         index = self.ifindex(node.name, port.name)
         if defaults.port_without_ipv6(node, port.name):
-            self.ns[node.name].write_proc(defaults.disable_ipv6_path(port.name), "1")
+            with contextlib.suppress(FileNotFoundError):  # MTU < 1280: the device has no IPv6 at all
+                self.ns[node.name].write_proc(defaults.disable_ipv6_path(port.name), "1")
         self._req(node, port.where, f"{port.name} master bridge",
                   lambda ipr: ipr.link("set", index=index, master=br_index))
         for vid in port.vlans:
@@ -277,7 +289,8 @@ class Lab:
             for addr in conf.addresses:
                 self._req(node, conf.where, f"address {addr} on {ifname}",
                           lambda ipr: ipr.addr("add", index=index, address=str(addr.ip),
-                                               prefixlen=addr.network.prefixlen))
+                                               prefixlen=addr.network.prefixlen,
+                                               flags=IFA_F_NODAD if addr.version == 6 else 0))
         self._sysctls(node, defaults.late_sysctls(node))
         for ifname in self._all_ifnames(node):
             conf = node.interfaces.get(ifname)

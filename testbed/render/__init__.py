@@ -307,8 +307,9 @@ class _Plan:
     def _port(self, node: model.Node, br: model.Bridge, port: model.BridgePort) -> list[str]:
         out = []
         if defaults.port_without_ipv6(node, port.name):
-            # slash form: interface names may contain dots
-            out.append("run " + sh("ip", "netns", "exec", Var(self.var[node.name]), "sysctl", "-wq",
+            # slash form: interface names may contain dots; -e: a device with
+            # an MTU below 1280 has no IPv6 (and no such key) at all
+            out.append("run " + sh("ip", "netns", "exec", Var(self.var[node.name]), "sysctl", "-ewq",
                                    defaults.disable_ipv6_path(port.name).removeprefix("/proc/sys/") + "=1"))
         out.append(self.ip(node.name, "link", "set", "dev", port.name, "master", br.name))
         for vid in port.vlans:
