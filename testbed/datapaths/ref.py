@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -38,7 +39,7 @@ class RefDatapath(Datapath):
         # RFC 8986 ICMP errors on E3/E4 instead of Linux's silent drop (pytest --spec rfc8986).
         self.icmp_errors = os.environ.get("TESTBED_REF_ICMP_ERRORS") == "1"
         self.procs: dict[str, subprocess.Popen] = {}  # netns -> process
-        self._pending: dict[str, tuple[int, object]] = {}  # netns -> (ready fd, YAML place)
+        self._pending: dict[str, tuple[int, dict]] = {}  # netns -> (ready fd, its devices and sids)
 
     @classmethod
     def attach(cls, rundir: str) -> "RefDatapath":
@@ -94,8 +95,7 @@ class RefDatapath(Datapath):
         finally:
             os.close(w)
         self.procs[ns.name] = proc
-        objs = [*devices, *sids]
-        self._pending[ns.name] = (r, objs[0].where if objs else None)
+        self._pending[ns.name] = (r, {"devices": devices, "sids": sids})
 
     def wait_ready(self) -> None:
         """Wait for every started process's handshake, all at once (each
@@ -125,7 +125,7 @@ class RefDatapath(Datapath):
             self._pending.clear()
 
     def _fail(self, netns: str, reply: str) -> None:
-        where = self._pending[netns][1]
+        where = _blame(reply, self._pending[netns][1])
         code = self.procs[netns].poll()
         self._stop(netns)
         if not reply:
@@ -197,6 +197,16 @@ class RefDatapath(Datapath):
     def stop(self) -> None:
         for netns in list(self.procs):
             self._stop(netns)
+
+
+def _blame(reply: str, objs: dict) -> object:
+    """The YAML place of the object an error names ("sids[1].l2dev: ..."
+    -> that SID), else of the node's first object."""
+    m = re.search(r"\b(devices|sids)\[(\d+)\]", reply)
+    if m and int(m.group(2)) < len(objs[m.group(1)]):
+        return objs[m.group(1)][int(m.group(2))].where
+    first = [*objs["devices"], *objs["sids"]]
+    return first[0].where if first else None
 
 
 def _enter(netns: str) -> None:
