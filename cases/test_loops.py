@@ -428,8 +428,7 @@ def make_loop(lab_, shape: str) -> list[tuple[str, str]]:
 @pytest.mark.conformance("L5")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.parametrize("shape", ["two nodes", "one node"])
-def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kmsg, shape, record_property,
-                                                          request):
+def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kmsg, shape, record_property):
     """L5 (srl2 patch / CONFORMANCE L5: two srl2 devices whose first SIDs
     route into each other: no hang, no crash, frames dropped, bounded work):
     frames sent into the loop make it die out (no frame on the devices for
@@ -439,11 +438,6 @@ def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath
     answers in every node, and the loop delivers nothing to hs-2.  On the
     kernel, a log line about a dead loop or the transmit recursion limit is
     a finding (reported, not failed)."""
-    if shape == "one node" and datapath == "ref":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "reference bug (open): in the one-node loop, packets of ~1416 bytes reappear with the SRH's next "
-            "header 44 and an 8-byte fragment header before the frame, plus small ones that start new chains, "
-            "so the loop never dies out (the node's Ip6FragCreates stays 0); sometimes it ends with EMSGSIZE")))
     lab_ = lab(LOOP_TWO_NODES if shape == "two nodes" else LOOP_ONE_NODE)
     devices = make_loop(lab_, shape)
     caps = {d: capture(lab_, *d) for d in devices}

@@ -42,7 +42,19 @@ ETH_P_ALL = 0x0003
 FLOWLABEL_SYSCTL = "/proc/sys/net/ipv6/seg6_flowlabel"
 UNREACH_ERRNOS = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EPERM, errno.EINVAL)
 SIOCGIFFLAGS = 0x8913
+SIOCGIFMTU = 0x8921
 IFF_UP = 1
+ETH_P_802_3_MIN_HI = 0x06  # high byte of ETH_P_802_3_MIN (0x0600): below it is an 802.3 length
+
+
+def _ifmtu(sock: socket.socket, ifname: str) -> int:
+    """The MTU of IFNAME now (End.DX2 checks every frame against it)."""
+    import fcntl
+    try:
+        res = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, struct.pack("16si20x", ifname.encode(), 0))
+    except OSError:
+        return 0
+    return struct.unpack_from("i", res, 16)[0]
 
 
 class SetupError(Exception):
@@ -409,9 +421,16 @@ class Daemon:
 
     def send_fragments(self, dev: Device, oif, i: int, ln: int) -> bool:
         """T4: slot i's packet exceeds the MTU of the route's device (the raw
-        socket said EMSGSIZE): send it as fragments (srl2_ref.frag)."""
+        socket said EMSGSIZE): send it as fragments (srl2_ref.frag).  Only a
+        frame the device accepts (up to its MTU + 14 + two VLAN tags) going
+        to the underlay: a route into one of our own devices is a loop (L5),
+        whose packets grow each round and must die at the MTU."""
+        if oif is None or any(d.ifindex == oif for d in self.devices):
+            return False
         try:
             mtu = self.ipr.get_links(oif)[0].get_attr("IFLA_MTU")
+            if ln > self.ipr.get_links(dev.ifindex)[0].get_attr("IFLA_MTU") + 14 + 8:
+                return False
         except (NetlinkError, IndexError, TypeError):
             return False
         packet = bytes(self.burst.head_views[i]) + dev.tail.raw + bytes(self.burst.views[i][:ln])
@@ -479,6 +498,12 @@ class Daemon:
                 dev.c["rx_packets"] += 1
                 dev.c["rx_bytes"] += len(frame)
             elif sid.action == "End.DX2":
+                # As Linux input_action_end_dx2: Ethernet II frames only
+                # (eth_proto_is_802_3), and no longer after the Ethernet
+                # header than oif's MTU (a VLAN tag counts).
+                if pkt[v.start + 12] < ETH_P_802_3_MIN_HI or v.end - v.start - 14 > _ifmtu(sid.out, sid.conf.oif):
+                    sid.errors += 1
+                    return
                 sid.out.send(pkt[v.start:v.end])
             else:  # End, End.X: the rewritten packet goes back into the stack
                 out = sid.out if sid.action == "End.X" else self.reinject

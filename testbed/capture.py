@@ -4,10 +4,18 @@ A capture is an AF_PACKET socket of protocol ETH_P_ALL bound to one
 interface: it sees frames in both directions (a protocol-specific packet
 socket never sees outgoing frames).  It is armed when it is created, so a
 test creates it, then sends, then reads: no sleep, no race.
+
+It reads through a TPACKET_V2 receive ring, as tcpdump does, for two
+reasons: the kernel copies each frame into the ring when it is captured (a
+plain recvfrom() reads a clone whose data a later in-place rewrite, such as
+seg6local End advancing the segment, would already have changed), and the
+ring's header carries the VLAN tag the kernel moved out of a received frame,
+which is put back so that frames look as they did on the wire.
 """
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import os
 import select
 import socket
@@ -18,9 +26,27 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from testbed.linux import Netns
 
 ETH_P_ALL = 0x0003
+ETH_P_8021Q = 0x8100
 PACKET_OUTGOING = 4
 PACKET_NAMES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing"}
 SNAPLEN = 65535
+
+# linux/if_packet.h
+SOL_PACKET = 263
+PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
+PACKET_VERSION = 10
+TPACKET_V2 = 1
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 0x1
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
+TPACKET2_HDR = struct.Struct("=IIIHHIIHH4x")  # status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
+SLL_PKTTYPE = TPACKET2_HDR.size + 10  # sockaddr_ll follows the header: family, protocol, ifindex, hatype, pkttype
+
+FRAME_SIZE = 16384  # a ring slot: jumbo frames (9000) fit whole
+RING_FRAMES = 256
+FRAMES_PER_BLOCK = 16
 
 
 @dataclasses.dataclass
@@ -28,6 +54,7 @@ class Frame:
     data: bytes
     time: float
     pkttype: int  # PACKET_HOST, ... PACKET_OUTGOING
+    length: int = 0  # on the wire; more than len(data) if the slot truncated it
 
     @property
     def outgoing(self) -> bool:
@@ -37,17 +64,24 @@ class Frame:
 class Capture:
     """Frames seen on NETNS:IFNAME from the moment the object exists."""
 
-    def __init__(self, ns: Netns, ifname: str, rcvbuf: int = 8 << 20):
+    def __init__(self, ns: Netns, ifname: str, frames: int = RING_FRAMES):
         self.where = f"{ns.name}:{ifname}"
         self.frames: list[Frame] = []
-        self.sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # protocol 0 until bound: no frame of another interface enters the ring
+        self.sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.bind((ifname, 0))
+            self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            nblocks = max(1, frames // FRAMES_PER_BLOCK)
+            self.nframes = nblocks * FRAMES_PER_BLOCK
+            self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
+                "IIII", FRAME_SIZE * FRAMES_PER_BLOCK, nblocks, FRAME_SIZE, self.nframes))
+            self.ring = mmap.mmap(self.sock.fileno(), FRAME_SIZE * self.nframes)
+            self.sock.bind((ifname, ETH_P_ALL))
         except OSError:
             self.sock.close()
             raise
-        self.sock.setblocking(False)
+        self.next = 0  # the ring slot to read next
+        self.dropped = 0  # frames the kernel dropped because the ring was full
 
     def __enter__(self) -> "Capture":
         return self
@@ -56,25 +90,38 @@ class Capture:
         self.close()
 
     def close(self) -> None:
-        self.sock.close()
+        if not self.sock._closed:
+            self.ring.close()
+            self.sock.close()
 
-    def _drain(self) -> int:
-        """Move every queued frame into self.frames; how many were added."""
+    def drain(self) -> int:
+        """Move every captured frame into self.frames; how many were added."""
         n = 0
         while True:
-            try:
-                data, addr = self.sock.recvfrom(SNAPLEN)
-            except BlockingIOError:
-                return n
-            self.frames.append(Frame(data, time.time(), addr[2]))
+            at = self.next * FRAME_SIZE
+            (status, length, snaplen, mac, _net, sec, nsec, tci, tpid) = TPACKET2_HDR.unpack_from(self.ring, at)
+            if not status & TP_STATUS_USER:
+                break
+            data = self.ring[at + mac:at + mac + snaplen]
+            if status & TP_STATUS_VLAN_VALID:  # the kernel moved the tag out of the frame: put it back
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q
+                data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
+                length += 4
+            self.frames.append(Frame(data, sec + nsec / 1e9, self.ring[at + SLL_PKTTYPE], length))
+            struct.pack_into("I", self.ring, at, TP_STATUS_KERNEL)  # hand the slot back
+            self.next = (self.next + 1) % self.nframes
             n += 1
+        if n:
+            _, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            self.dropped += drops
+        return n
 
     def wait_for(self, match: Callable[[Frame], bool], count: int = 1, timeout: float = 5.0) -> list[Frame]:
         """Frames matching `match` once `count` of them were seen, or what was
         seen when `timeout` ran out (the caller asserts on the number)."""
         deadline = time.monotonic() + timeout
         while True:
-            self._drain()
+            self.drain()
             found = [f for f in self.frames if match(f)]
             left = deadline - time.monotonic()
             if len(found) >= count or left <= 0:
@@ -88,7 +135,7 @@ class Capture:
         while time.monotonic() < deadline:
             if not select.select([self.sock], [], [], quiet)[0]:
                 break
-            self._drain()
+            self.drain()
         return self.frames
 
     def write_pcap(self, path: str, frames: Iterable[Frame] | None = None) -> str:
@@ -104,7 +151,7 @@ class Capture:
         """Frames as they arrive, until the caller stops iterating."""
         while True:
             start = len(self.frames)
-            if not self._drain():
+            if not self.drain():
                 select.select([self.sock], [], [])
                 continue
             yield from self.frames[start:]

@@ -141,7 +141,10 @@ def _make_labs(request, datapath: str | None):
         if isinstance(source, str) and "\n" in source:
             topo = topology.loads(source, f"<{request.node.name}>")
         elif isinstance(source, (str, os.PathLike)):
-            topo = topology.load(str(source))
+            path = str(source)
+            if not os.path.isabs(path) and not os.path.exists(path):
+                path = str(request.config.rootpath / path)  # topologies/ of the project, from any cwd
+            topo = topology.load(path)
         else:
             topo = source
         lab = Lab.up(topo, name=name or unique_lab_name(), datapath=datapath)
@@ -193,7 +196,7 @@ def capture(request):
 
     def make(lab_, node: str, ifname: str) -> Capture:
         cap = Capture(lab_.node(node), ifname)
-        caps.append((f"{node}-{ifname}", cap))
+        caps.append((f"{lab_.name}-{node}-{ifname}", cap))  # two labs of one case: two files
         return cap
 
     yield make

@@ -8,13 +8,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import textwrap
 
 import pytest
 
 from testbed import defaults
 from testbed import srh as srhlib
-from testbed import topology
 from testbed.capture import Capture, Frame
 from testbed.packets import send_frames
 from testbed.wait import until
@@ -87,53 +85,7 @@ def test_chain_three_sids_through_two_transit_end_routers(make_lab):
             cap.close()
 
 
-# A lab with no background traffic through the pseudowire: IPv4-only hosts
-# without IPv6 link-local addresses (no ND, MLD or RS), no IPv6 on rt-1's br0
-# (a router's interfaces join all-routers and report it), bridges without
-# multicast snooping (which sends IGMP/MLD joins of its own).
-# Every frame the bridge hands to srl2-0 is then one of ours.
-QUIET = textwrap.dedent("""\
-    name: quiet
-    nodes:
-      hs-1:
-        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.all.addr_gen_mode: 1}
-        interfaces:
-          veth0: {addresses: [10.0.0.1/24], mac: "02:00:00:00:01:01"}
-      rt-1:
-        kind: router
-        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.br0.disable_ipv6: 1}
-        interfaces:
-          veth-rt2: {addresses: ["fcf0:0:1:2::1/64"]}
-        bridges:
-          br0: {ports: [veth-hs], mcast_snooping: false}
-        srl2:
-          srl2-0: {segs: ["fcff:2::d20"], bridge: br0}
-        routes:
-          - {dst: "fcff:2::/32", via: "fcf0:0:1:2::2", table: 90}
-        rules:
-          - {to: "fcff::/16", lookup: 90, prio: 999}
-      rt-2:
-        kind: router
-        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1}
-        interfaces:
-          veth-rt1: {addresses: ["fcf0:0:1:2::2/64"]}
-        bridges:
-          br0: {ports: [veth-hs], mcast_snooping: false}
-        srl2:
-          srl2-0: {segs: ["fcff:1::d20"], bridge: br0}
-        sids:
-          - {sid: "fcff:2::d20", action: End.DT2U, l2dev: srl2-0, table: 90}
-        rules:
-          - {to: "fcff::/16", lookup: 90, prio: 999}
-      hs-2:
-        sysctls: {net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.all.addr_gen_mode: 1}
-        interfaces:
-          veth0: {addresses: [10.0.0.2/24]}
-    links:
-      - [hs-1:veth0, rt-1:veth-hs]
-      - [rt-1:veth-rt2, rt-2:veth-rt1]
-      - [rt-2:veth-hs, hs-2:veth0]
-    """)
+QUIET = "topologies/quiet.yaml"  # no background traffic through the pseudowire
 
 
 def frames(n: int) -> list[bytes]:
@@ -146,7 +98,7 @@ def frames(n: int) -> list[bytes]:
 
 @pytest.fixture
 def quiet(make_lab):
-    return make_lab(topology.loads(QUIET, "quiet.yaml"), datapath="ref")
+    return make_lab(QUIET, datapath="ref")
 
 
 def deltas(lab, before: dict) -> dict:
