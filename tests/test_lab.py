@@ -175,19 +175,24 @@ sys.stdin.read()
 """
 
 
-def test_stale_lab_reaped_after_sigkill(underlay_file):
-    """An owner killed with SIGKILL leaves its lab; `down --stale` removes it all."""
+def test_stale_lab_reaped_after_sigkill(underlay_file, tmp_path, monkeypatch):
+    """An owner killed with SIGKILL leaves its lab; `down --stale` removes it all.
+    (Its own state directory: any other testbed process, such as a pytest
+    session starting, would rightly reap the stale lab first.)"""
+    private = str(tmp_path / "state")
+    monkeypatch.setattr(state, "STATE_DIR", private)
+    env = {**os.environ, "TESTBED_STATE_DIR": private}
     name = unique_lab_name("s")
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, underlay_file, name],
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, underlay_file, name], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout.readline() == "ready\n"  # handshake: the lab is up
         assert lab_traces(name)
         owner.kill()
         owner.wait()
-        info = json.loads(cli("status", name, "--json").stdout)
+        info = json.loads(cli("status", name, "--json", env=env).stdout)
         assert info["owner"]["alive"] is False
-        out = cli("down", "--stale").stdout
+        out = cli("down", "--stale", env=env).stdout
         assert f"removed stale lab {name}" in out
         assert lab_traces(name) == []
     finally:
