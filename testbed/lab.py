@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import os
 import socket
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -33,16 +33,14 @@ RT_SCOPE_LINK = 253
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+BR_STATE_FORWARDING = 3
+IFA_F_NODAD = 0x02
+IFA_F_TENTATIVE = 0x40
+VETH_INDEX_BASE = 1000  # explicit ifindexes of the local veth ends (see _links)
 
 
 def netns_name(lab: str, node: str) -> str:
     return f"{lab}-{node}"
-
-
-BR_STATE_FORWARDING = 3
-IFA_F_NODAD = 0x02
-IFA_F_TENTATIVE = 0x40
-VETH_INDEX_BASE = 1000
 
 
 def _port_state(link) -> int | None:
@@ -397,13 +395,3 @@ class Lab:
         self.close()
         with state.locked():
             return state.reap(self.record)
-
-
-@contextlib.contextmanager
-def lab_up(topo: Topology, name: str | None = None, datapath: str | None = None) -> Iterator[Lab]:
-    lab = Lab.up(topo, name, datapath)
-    try:
-        yield lab
-    finally:
-        lab.down()
-
