@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from testbed import defaults
+from testbed import defaults, status
 from testbed import srh as srhlib
 from testbed.capture import Capture, Frame
 from testbed.packets import send_frames
@@ -47,6 +47,7 @@ def test_p2p_ref_arp_and_nd_cross_the_pseudowire(make_lab):
     assert lab.record.datapath == "ref"
     assert "PERMANENT" not in neighbours(lab, "hs-1") + neighbours(lab, "hs-2")
     before = lab.counters("rt-1", "srl2-0")
+    shown_before = status.collect(lab)["nodes"]["rt-1"]["srl2"]["srl2-0"]
     for src, dst in [("hs-1", "10.0.0.2"), ("hs-2", "10.0.0.1"), ("hs-1", "cafe::2"), ("hs-2", "cafe::1")]:
         p = ping(lab, src, dst)
         assert p.returncode == 0, (src, dst, p.stdout, p.stderr)
@@ -60,6 +61,12 @@ def test_p2p_ref_arp_and_nd_cross_the_pseudowire(make_lab):
     assert after["tx_packets"] - before["tx_packets"] >= 4
     assert after["rx_packets"] - before["rx_packets"] >= 4
     assert after["tx_bytes"] > before["tx_bytes"]
+    # `testbed status` shows them moving, with the SIDs of the reference
+    info = status.collect(lab)["nodes"]["rt-1"]
+    assert info["srl2"]["srl2-0"]["tx_packets"] >= shown_before["tx_packets"] + 4
+    assert {"sid": "fcff:1::d20/128", "action": "End.DT2U", "table": 90, "datapath": "ref",
+            "l2dev": "srl2-0"} in info["sids"]
+    assert "srl2   srl2-0 (ref): " in status.format_text(status.collect(lab))
 
 
 def test_chain_three_sids_through_two_transit_end_routers(make_lab):
