@@ -205,6 +205,20 @@ def capture(request):
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """In a `testbed vm` guest, mark each case's start and end in the kernel
+    log, so that a warning or oops is reported against the case that ran."""
+    in_vm = os.environ.get("TESTBED_VM") == "1"
+    if in_vm:
+        from testbed.vm import case_marker, kmsg_marker
+
+        kmsg_marker(case_marker("START", item.nodeid))
+    yield
+    if in_vm:
+        kmsg_marker(case_marker("END", item.nodeid))
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()

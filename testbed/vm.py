@@ -64,6 +64,12 @@ STATUS_FILE = "vm-status.json"   # written by the guest runner into RESULTS
 DMESG_FILE = "dmesg.txt"         # the guest's kernel log, "[  sec.usec] message"
 ENV_VM = "TESTBED_VM"            # "1" inside a `testbed vm` guest
 ENV_OUT = "TESTBED_VM_OUT"       # the results directory (same path in the guest)
+# How much slower than the host the guest is expected to be: deadlines meant
+# for a host (process start-up, readiness) should be multiplied by it.
+# 1 under KVM; software emulation of a Python start-up over the 9p root is
+# 10-30x slower than on the host.
+ENV_TIME_SCALE = "TESTBED_TIME_SCALE"
+TCG_TIME_SCALE = 10
 MARKER_PREFIX = "testbed: "
 CASE_START = "case START"
 CASE_END = "case END"
@@ -82,6 +88,9 @@ PROBE_DEADLINE = 3.0
 UNNEEDED_MODULES = ("kvm", "kvm_amd", "kvm_intel", "ahci", "libahci", "sr_mod", "cdrom",
                     "iTCO_wdt", "iTCO_vendor_support", "i6300esb", "pcspkr", "floppy",
                     "lpc_ich", "i2c_i801", "joydev", "evdev", "psmouse", "serio_raw")
+# Host directories that virtme-ng-init covers with a tmpfs in the guest.
+GUEST_TMPFS = ("/var/cache", "/var/log", "/var/tmp", "/var/lib/apt", "/var/lib/private",
+               "/run", "/dev/shm")
 PROBE_VERSION = 1  # part of the cache key: bump when the probe changes
 
 # ---------------------------------------------------------------------------
@@ -348,13 +357,26 @@ class VmSpec:
     verbose: bool = False
 
 
+REQUEST_FILE = "vm-request.json"  # the command, its env and cwd, for the guest runner
+
+
+def guest_request(spec: VmSpec) -> dict:
+    """What the guest runner is to run, written into the results directory:
+    the command travels in a file, not on the kernel command line (vng passes
+    --exec there, and x86 cuts the command line at 2048 bytes)."""
+    return {"command": list(spec.command), "cwd": spec.cwd or spec.project,
+            "env": {"PATH": spec.path_env or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                    # bytecode is written into the project's overlay (discarded
+                    # with the guest): compiled once per boot, not per process
+                    "PYTHONPATH": spec.project,
+                    ENV_TIME_SCALE: "1" if spec.kvm else str(TCG_TIME_SCALE)}}
+
+
 def guest_command(spec: VmSpec) -> str:
-    """The shell line vng runs in the guest: the guest runner, which runs the
-    command.  Absolute paths throughout: the guest's PATH is the system's."""
-    env = [f"PYTHONPATH={spec.project}", "PYTHONDONTWRITEBYTECODE=1",
-           f"PATH={spec.path_env or os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"]
-    argv = ["env", *env, spec.python, "-m", "testbed.vm", "guest", "--out", spec.out,
-            "--", *spec.command]
+    """The short shell line vng runs in the guest: the guest runner.  Absolute
+    paths: the guest's PATH is the system's, not this user's."""
+    argv = ["env", f"PYTHONPATH={spec.project}", spec.python, "-m", "testbed.vm", "guest",
+            os.path.join(spec.out, REQUEST_FILE)]
     return f"cd {shlex.quote(spec.cwd or spec.project)} && exec {shlex.join(argv)}"
 
 
@@ -394,8 +416,8 @@ def in_vm() -> bool:
 def kmsg_marker(text: str, path: str = "/dev/kmsg") -> bool:
     """Write one line `testbed: TEXT` into the kernel log (prefix added
     unless present); False, silently, where /dev/kmsg is not writable.
-    For the suite's hook: kmsg_marker(f"case START {nodeid}") before a case,
-    kmsg_marker(f"case END {nodeid}") after it (see case_marker()).  On a
+    For the suite's hook: kmsg_marker(case_marker("START", item.nodeid))
+    before a case, kmsg_marker(case_marker("END", item.nodeid)) after it.  On a
     host it writes to the host's log too; call it `if in_vm()` to avoid that."""
     msg = " ".join(str(text).split())
     if not msg.startswith(MARKER_PREFIX):
@@ -415,10 +437,11 @@ def kmsg_marker(text: str, path: str = "/dev/kmsg") -> bool:
 
 
 def case_marker(event: str, nodeid: str) -> str:
-    """The marker text for a case: event "START" or "END"."""
+    """The marker line for a case, event "START" or "END":
+    `testbed: case START <nodeid>`."""
     if event not in ("START", "END"):
         raise ValueError(f"event must be START or END, not {event!r}")
-    return f"case {event} {nodeid}"
+    return f"{MARKER_PREFIX}case {event} {nodeid}"
 
 
 # Kernel messages that mean a kernel bug, most specific first.  Matched on
@@ -436,7 +459,7 @@ _PROBLEMS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(rx)) for
     ("memory leak", r"kmemleak: \d+ new suspected memory leaks"),
 ))
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]\s?")
-_KMSG = re.compile(r"^\d+,\d+,(\d+),[^;]*;")
+_KMSG = re.compile(r"^\d+,\d+,\d+(,[^;]*)?;")
 _MARK = re.compile(r"^testbed: (case START|case END|vm command START|vm command END)(?: (.*))?$")
 
 
@@ -578,10 +601,12 @@ def guest_main(argv: Sequence[str]) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="testbed.vm guest")
-    p.add_argument("--out", required=True)
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("request", help=f"the {REQUEST_FILE} written by the host")
     args = p.parse_args(argv)
-    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    with open(args.request) as f:
+        req = json.load(f)
+    cmd = req["command"]
+    args.out = os.path.dirname(os.path.abspath(args.request))
     os.makedirs(args.out, exist_ok=True)
     for d in ("/run/netns", "/run/testbed"):  # /run is a tmpfs in the guest
         os.makedirs(d, exist_ok=True)
@@ -595,7 +620,8 @@ def guest_main(argv: Sequence[str]) -> int:
     _write_status(args.out, {"started": True, "status": None, "release": release})
     tee = _KmsgTee(os.path.join(args.out, DMESG_FILE))
     kmsg_marker(f"{CMD_START} {shlex.join(cmd)}")
-    env = dict(os.environ, **{ENV_VM: "1", ENV_OUT: args.out})
+    env = dict(os.environ, **req.get("env", {}), **{ENV_VM: "1", ENV_OUT: args.out})
+    os.chdir(req.get("cwd") or os.getcwd())
     start = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, env=env)
@@ -664,6 +690,13 @@ def check_host(kernel: KernelImage) -> None:
             and not shutil.which("depmod"):
         raise VmError(f"{kernel.modules} has no modules.dep and there is no depmod to make it: "
                       "apt-get install kmod (or run depmod -b ROOT RELEASE)")
+    if kernel.modules:
+        real = os.path.realpath(kernel.modules)
+        for hidden in GUEST_TMPFS:
+            if real == hidden or real.startswith(hidden + "/"):
+                raise VmError(f"the kernel's modules ({kernel.modules}) are under {hidden}, which "
+                              "virtme-ng covers with a tmpfs in the guest, so the guest could not "
+                              "load them: unpack the kernel elsewhere (e.g. ~/.cache)")
     if kernel.modules and not shutil.which("modprobe"):
         raise VmError("the kernel has loadable modules but the host (hence the guest) has no "
                       "modprobe: apt-get install kmod")
@@ -747,6 +780,8 @@ def run(spec: VmSpec, accel: str = "auto", timeout: Optional[float] = None,
     for name in (STATUS_FILE, DMESG_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(spec.out, name))
+    with open(os.path.join(spec.out, REQUEST_FILE), "w") as f:
+        json.dump(guest_request(spec), f, indent=1)
     mods = f"modules from {kernel.modules}" if kernel.modules else "no modules directory found"
     log(f"testbed vm: booting {kernel.release} ({kernel.path}; {mods}); {spec.cpus} CPUs, "
         f"{spec.memory}; results in {spec.out}")
@@ -783,8 +818,10 @@ def run(spec: VmSpec, accel: str = "auto", timeout: Optional[float] = None,
     if not finished:
         where = ("while the command ran" if status else
                  "before the guest started the command (boot too slow or hung?)")
+        log_hint = (f"kernel log so far: {dmesg_path}" if os.path.exists(dmesg_path)
+                    else "no kernel log (the guest runner never started; --verbose shows the boot)")
         raise VmTimeout(f"timeout: the VM did not finish within {timeout:g} s ({where}); "
-                        f"killed it. Kernel log so far: {dmesg_path}")
+                        f"killed it; {log_hint}; last output:\n  {_tail_text(tail)}")
     if status is None:
         raise VmError(f"the kernel did not boot to the command (vng exit {proc.returncode}); "
                       f"last output:\n  {_tail_text(tail)}")
@@ -797,6 +834,6 @@ def run(spec: VmSpec, accel: str = "auto", timeout: Optional[float] = None,
 if __name__ == "__main__":
     if sys.argv[1:2] == ["guest"]:
         sys.exit(guest_main(sys.argv[2:]))
-    print("usage: python -m testbed.vm guest --out DIR -- CMD...  (use `testbed vm` on the host)",
+    print(f"usage: python -m testbed.vm guest RESULTS/{REQUEST_FILE}  (use `testbed vm` on the host)",
           file=sys.stderr)
     sys.exit(2)

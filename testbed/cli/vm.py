@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -55,6 +56,7 @@ def run(args) -> int:
     if args.dry_run:
         spec.kvm = args.accel == "kvm"
         print(shlex.join(vm.vng_argv(spec)))
+        print(f"# {os.path.join(spec.out, vm.REQUEST_FILE)}: {json.dumps(vm.guest_request(spec))}")
         return 0
     try:
         result = vm.run(spec, accel=args.accel, timeout=args.timeout or None)

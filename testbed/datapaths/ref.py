@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
     from testbed.model import Sid, Srl2
 
-READY_TIMEOUT = 20.0  # seconds for a process to report ready (python start-up on a loaded CI)
+# Seconds for a process to report ready (Python start-up on a loaded CI);
+# `testbed vm` guests under software emulation start Python 10x slower.
+READY_TIMEOUT = 20.0 * float(os.environ.get("TESTBED_TIME_SCALE", "1"))
 
 
 class RefDatapath(Datapath):
