@@ -21,8 +21,10 @@ from ipaddress import IPv6Address
 import pytest
 
 from srl2_ref.control import query
+from testbed import capture
 from testbed.linux import Netns, create_netns, delete_netns, enter_for_exec, is_root_capable
 from testbed.srh import decode_srh, encode_srh, mtu_for
+from testbed.wait import until
 
 pytestmark = pytest.mark.skipif(is_root_capable() is not None or not os.path.exists("/dev/net/tun"),
                                 reason="needs root and /dev/net/tun")
@@ -37,42 +39,32 @@ HOST1_MAC, HOST2_MAC = "02:00:00:00:01:01", "02:00:00:00:02:02"
 
 
 def wait_for(cond, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)  # polling with a deadline, not a readiness sleep
+    value = until(cond, timeout)
+    if not value:
+        raise AssertionError(f"timed out waiting for {what}")
+    return value
 
 
-class Capture:
-    """AF_PACKET capture inside a netns, armed at construction."""
+class Capture(capture.Capture):
+    """testbed's capture with a consuming `until`; `proto` keeps only the
+    frames a packet socket bound to that ethertype would see (incoming)."""
 
     def __init__(self, ns: Netns, ifname: str, proto: int = ETH_P_ALL):
-        self.sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
-        self.sock.bind((ifname, 0))
+        super().__init__(ns, ifname)
+        self.proto = proto
+
+    def _kept(self, f) -> bool:
+        return self.proto == ETH_P_ALL or (not f.outgoing and int.from_bytes(f.data[12:14], "big") == self.proto)
 
     def until(self, pred, timeout=5.0) -> tuple[bytes, list[bytes]]:
         """Frames until one satisfies pred: (that frame, everything seen before it)."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"frame not captured; saw {len(seen)} others")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if r:
-                f, addr = self.sock.recvfrom(65536)
-                if addr[2] == socket.PACKET_OUTGOING:
-                    pass
-                if pred(f):
-                    return f, seen
-                seen.append(f)
-
-    def close(self):
-        self.sock.close()
+        found = self.wait_for(lambda f: self._kept(f) and pred(f.data), 1, timeout)
+        if not found:
+            raise AssertionError(f"frame not captured; saw {len([f for f in self.frames if self._kept(f)])} others")
+        i = self.frames.index(found[0])
+        seen = [f.data for f in self.frames[:i] if self._kept(f)]
+        del self.frames[:i + 1]
+        return found[0].data, seen
 
 
 class Ref:
