@@ -41,8 +41,8 @@ CASES = textwrap.dedent('''\
         pass
 
     def test_waits_to_be_interrupted(lab):
-        lab("topologies/p2p.yaml")
-        print("lab-is-up", file=sys.stderr, flush=True)
+        lab_ = lab("topologies/p2p.yaml")
+        print("lab-is-up", *lab_.record.netns.values(), file=sys.stderr, flush=True)
         sys.stdin.read()
     ''')
 
@@ -92,17 +92,17 @@ def test_failure_keeps_pcaps_and_reports_ktap_and_junit(suite, tmp_path):
 
 
 def test_ctrl_c_in_a_case_leaves_nothing(suite, tmp_path):
-    before = set(linux.list_netns())
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-p", "testbed.pytest_plugin", "--rootdir", ROOT,
          "-c", os.path.join(ROOT, "pyproject.toml"), "--datapath", "ref", "-k", "interrupted", "-s"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for line in proc.stderr:  # handshake: the case's lab is up
-            if "lab-is-up" in line:
+        made: set[str] = set()
+        for line in proc.stderr:  # handshake: the case's lab is up, and its namespaces
+            if line.startswith("lab-is-up"):
+                made = set(line.split()[1:])
                 break
-        made = set(linux.list_netns()) - before
-        assert made, "the case made no namespace"
+        assert made and made <= set(linux.list_netns()), "the case made no namespace"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) != 0
     finally:
