@@ -228,6 +228,15 @@ def set_pdeathsig(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
 
+def boot_id() -> str:
+    """This boot of the host (caches of kernel probes are valid for one boot)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 

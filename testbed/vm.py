@@ -41,6 +41,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+from testbed import linux
 from testbed.errors import TestbedError
 
 # ---------------------------------------------------------------------------
@@ -225,14 +226,6 @@ def _kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def _cache_dir() -> str:
     return os.path.join(os.environ.get("TESTBED_STATE_DIR", "/run/testbed"), "cache")
 
@@ -250,7 +243,7 @@ def probe_kvm(qemu: str, deadline: float = PROBE_DEADLINE, use_cache: bool = Tru
         qemu_id = [qemu_real, st.st_size, st.st_mtime_ns]
     except OSError:
         qemu_id = [qemu_real]
-    key = {"boot_id": _boot_id(), "qemu": qemu_id, "cpu": VNG_KVM_CPU, "probe": PROBE_VERSION,
+    key = {"boot_id": linux.boot_id(), "qemu": qemu_id, "cpu": VNG_KVM_CPU, "probe": PROBE_VERSION,
            "deadline": deadline}
     path = os.path.join(_cache_dir(), "kvm-probe.json")
     if use_cache:

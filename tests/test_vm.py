@@ -187,7 +187,7 @@ def test_probe_kvm_verdict_is_cached_per_boot(tmp_path, monkeypatch):
     again = vm.probe_kvm(sys.executable, kvm_dev=str(dev))
     assert calls == ["kvm"] and not first.cached and again.cached
     assert again.reason == first.reason and not again.usable
-    monkeypatch.setattr(vm, "_boot_id", lambda: "another-boot")       # a new host boot: probe again
+    monkeypatch.setattr(vm.linux, "boot_id", lambda: "another-boot")       # a new host boot: probe again
     assert not vm.probe_kvm(sys.executable, kvm_dev=str(dev)).cached and calls == ["kvm", "kvm"]
 
 

@@ -81,14 +81,6 @@ def _release() -> str:
     return os.uname().release
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def cache_path(release: Optional[str] = None) -> str:
     return os.path.join(state.STATE_DIR, "cache", f"probe-{release or _release()}.json")
 
@@ -99,7 +91,7 @@ def _cache_key() -> dict:
     return {
         "schema": CACHE_SCHEMA,
         "release": _release(),
-        "boot_id": _boot_id(),
+        "boot_id": linux.boot_id(),
         "end_dt2u": seg6.SEG6_LOCAL_ACTION_END_DT2U,
         "l2dev": seg6.SEG6_LOCAL_L2DEV,
         "ifla_srl2_srh": seg6.IFLA_SRL2_SRH,
