@@ -12,7 +12,6 @@ node's own (MLD after IPv6 is turned on), exact otherwise.
 """
 from __future__ import annotations
 
-import os
 import textwrap
 import threading
 import time
@@ -21,13 +20,11 @@ import pytest
 
 from testbed import defaults
 from testbed.capture import Frame
-from testbed.packets import send_frames
+from testbed.packets import is_srv6, send_frames
 from testbed.wait import until
 
 FIRST_SID = "fcff:2::d20"
 RT2 = "fcf0:0:1:2::2"
-ETH_P_IPV6 = 0x86DD
-IPPROTO_ROUTING = 43
 
 _QUIET_HOST = "{net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.all.addr_gen_mode: 1}"
 
@@ -90,11 +87,6 @@ def frames(mark: bytes, n: int, dst: bytes = b"\xff" * 6) -> list[bytes]:
     return [dst + src + b"\x88\xb5" + mark + f"{i:05d}".encode().ljust(40, b".") for i in range(n)]
 
 
-def is_srv6(data: bytes) -> bool:
-    """An IPv6 packet with a routing header right after the IPv6 header."""
-    return len(data) >= 62 and int.from_bytes(data[12:14], "big") == ETH_P_IPV6 and data[20] == IPPROTO_ROUTING
-
-
 def delta(lab_, node: str, dev: str, before: dict) -> dict:
     now = lab_.counters(node, dev)
     return {k: now[k] - before[k] for k in now}
@@ -120,44 +112,6 @@ def repair(lab_) -> None:
     lab_.node("rt-1").ipr.route("replace", dst="fcff:2::/32", gateway=RT2, table=90, family=10)
 
 
-class Kmsg:
-    """New kernel log records since creation (the kernel's own /dev/kmsg
-    cursor: no dmesg parsing of old lines).  The log is the machine's:
-    callers filter for what their case can cause."""
-
-    def __init__(self):
-        try:
-            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            self.fd = -1
-
-    def read(self) -> list[str]:
-        out = []
-        while self.fd >= 0:
-            try:
-                rec = os.read(self.fd, 8192)
-            except BlockingIOError:
-                break
-            except OSError:  # EPIPE: records overwritten while we read; go on
-                continue
-            if not rec:
-                break
-            out.append(rec.decode(errors="replace").split(";", 1)[-1].strip())
-        return out
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-
-
-@pytest.fixture
-def kmsg():
-    k = Kmsg()
-    yield k
-    k.close()
-
-
 LOOP_WORDS = ("dead loop", "recursion limit", "warning:", "bug:", "srl2")
 
 
@@ -177,7 +131,7 @@ def all_captures(lab_, capture, node: str) -> dict:
 
 @pytest.mark.conformance("L1", "L3")
 @pytest.mark.needs("srl2", "End.DT2U")
-def test_route_into_the_device_itself_is_dropped_and_counted(lab, capture, datapath, kmsg):
+def test_route_into_the_device_itself_is_dropped_and_counted(lab, capture, datapath, kernel_log):
     """L1 (srl2 patch: a route to the first SID whose device is the srl2
     device itself is a loop: drop, collisions++ and tx_dropped++): with the
     route to fcff:2::d20 pointing into srl2-0, each frame the bridge hands
@@ -214,7 +168,7 @@ def test_route_into_the_device_itself_is_dropped_and_counted(lab, capture, datap
             assert out == [], f"{len(out)} of the frames left rt-1 on {name}"
     assert len([f for f in dev.frames if mark in f.data]) == n, "a frame was seen more than once on srl2-0 (storm)"
     if datapath == "kernel":
-        assert kernel_complaints(kmsg.read()) == [], "the kernel logged a warning for a route into srl2 itself"
+        assert kernel_complaints(kernel_log.messages()) == [], "the kernel logged a warning for a route into srl2 itself"
 
     # L3: repaired, the next frame goes out
     underlay = caps["veth-rt2"]
@@ -428,7 +382,7 @@ def make_loop(lab_, shape: str) -> list[tuple[str, str]]:
 @pytest.mark.conformance("L5")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.parametrize("shape", ["two nodes", "one node"])
-def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kmsg, shape, record_property):
+def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kernel_log, shape, record_property):
     """L5 (srl2 patch / CONFORMANCE L5: two srl2 devices whose first SIDs
     route into each other: no hang, no crash, frames dropped, bounded work):
     frames sent into the loop make it die out (no frame on the devices for
@@ -467,7 +421,7 @@ def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath
         assert lab_.node(node).ipr.get_links(), f"rtnetlink in {node} does not answer"
     assert [f for f in far.settle() if mark in f.data] == [], "the loop delivered a frame to hs-2"
     if datapath == "kernel":
-        lines = kernel_complaints(kmsg.read())
+        lines = kernel_complaints(kernel_log.messages())
         if lines:
             import warnings
 

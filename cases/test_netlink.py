@@ -27,7 +27,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from testbed import linux, nla, seg6
 from testbed import srh as srhlib
-from testbed.packets import assert_packet, scapy, send_frames
+from testbed.packets import assert_packet, is_srv6, scapy, send_frames
 from testbed.wait import until
 
 P2P = "topologies/p2p.yaml"
@@ -70,56 +70,6 @@ def refusal(fn) -> tuple[int, str]:
         code = abs(e.code) if isinstance(e.code, int) else 0
         return code, e.args[1] if len(e.args) > 1 else ""
     pytest.fail("the kernel accepted a request it must refuse")
-
-
-def srv6_da(data: bytes):
-    if len(data) < 62 or data[12:14] != b"\x86\xdd" or data[20] != srhlib.NEXTHDR_ROUTING:
-        return None
-    return data[38:54]
-
-
-class KernelLog:
-    """Kernel log records written from now on (/dev/kmsg), for "no crash,
-    no warning": BUG, WARNING, Oops, refcount errors, a device waiting to
-    become free (a leaked reference)."""
-
-    SEVERE = ("BUG:", "WARNING:", "Oops", "general protection", "refcount_t:", "unregister_netdevice: waiting",
-              "kernel BUG", "UBSAN:", "KASAN:")
-
-    def __init__(self):
-        try:
-            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            self.fd = -1
-
-    def severe(self) -> list[str]:
-        out = []
-        while self.fd >= 0:
-            try:
-                rec = os.read(self.fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                break
-            except OSError as e:  # EPIPE: records were overwritten while we read
-                if e.errno != errno.EPIPE:
-                    break
-                continue
-            text = rec.split(";", 1)[-1]
-            if any(s in text for s in self.SEVERE):
-                out.append(text.strip())
-        return out
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-@pytest.fixture
-def kernel_log():
-    log = KernelLog()
-    yield log
-    log.close()
 
 
 class Sender(threading.Thread):
@@ -434,7 +384,7 @@ def test_deleting_the_device_while_frames_flow(lab, capture, senders, kernel_log
     wall = time.monotonic() - t0
     busy = {p: cpu_seconds(p) - cpu0[p] for p in procs}
     assert all(b < 0.5 * wall for b in busy.values()), f"datapath CPU {busy} s in {wall:.2f} s of quiet"
-    assert kernel_log.severe() == []
+    assert kernel_log.problems() == []
 
 
 @pytest.mark.conformance("N5")
@@ -466,7 +416,7 @@ def test_removing_the_lab_while_frames_flow(lab, capture, senders, kernel_log):
         s.join(5.0)
         assert not s.is_alive(), "a sender still runs in a removed lab"
         assert s.error is not None and s.error.errno in (errno.ENXIO, errno.ENODEV, errno.ENETDOWN), s.error
-    assert kernel_log.severe() == []
+    assert kernel_log.problems() == []
 
 
 # ---- N6: moving the device to another netns ----------------------------------------
@@ -501,7 +451,7 @@ MOVE = textwrap.dedent("""\
 
 
 def carried(cap, tag: str):
-    return cap.wait_for(lambda f: not f.outgoing and srv6_da(f.data) is not None and marked(tag) in f.data)
+    return cap.wait_for(lambda f: not f.outgoing and is_srv6(f.data) and marked(tag) in f.data)
 
 
 @pytest.mark.conformance("N6")
@@ -548,7 +498,7 @@ def test_moving_the_device_to_another_netns(lab, capture, record_property, kerne
         assert got[0].data[22:38] == socket.inet_pton(socket.AF_INET6, "fcf0:0:b::1")
         assert not any(marked("N6-after") in f.data for f in via_a.settle()), \
             "after the move, srl2-0's frames still leave by a's route"
-    assert kernel_log.severe() == []
+    assert kernel_log.problems() == []
 
 
 # ---- N7: counters --------------------------------------------------------------------
@@ -610,7 +560,7 @@ def test_tx_counters_move_by_one_frame_and_its_length(lab, capture):
         send_frames(lab_.node("hs-1"), "veth0", [f])
         mine = underlay.wait_for(lambda p: p.outgoing and marked(f"N7-{i}") in p.data)
         assert len(mine) == 1 and len(mine[0].data) - outer == size, f"frame {i} was not sent whole"
-        sent = [p.data for p in underlay.frames if p.outgoing and srv6_da(p.data) is not None]
+        sent = [p.data for p in underlay.frames if p.outgoing and is_srv6(p.data)]
         want = {"tx_packets": len(sent), "tx_bytes": sum(len(d) - outer for d in sent)}
 
         def moved() -> dict:

@@ -17,8 +17,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from testbed import nla, topology
 from testbed.diagnostics import TopologyError
 from testbed.kerror import kernel_text
-from testbed.packets import assert_packet, scapy, send_frames, srv6_packet
-from testbed.srh import MAX_SEGMENTS, decode_srh, encode_srh
+from testbed.packets import assert_packet, scapy, send_frames, srv6_of, srv6_packet
+from testbed.srh import MAX_SEGMENTS, encode_srh
 from testbed.wait import until
 
 P2P = "topologies/p2p.yaml"
@@ -35,16 +35,6 @@ def mark(tag: bytes) -> bytes:
 def l2(tag: bytes, dst: str = "ff:ff:ff:ff:ff:ff") -> bytes:
     sc = scapy()
     return bytes(sc.Ether(src=HS_MAC, dst=dst, type=ETH_P_EXP) / mark(tag))
-
-
-def srh_of(pkt: bytes):
-    """(DA, decoded SRH) of an Ethernet + IPv6 + SRH packet, else None."""
-    if len(pkt) < 62 or pkt[12:14] != b"\x86\xdd" or pkt[20] != 43:
-        return None
-    try:
-        return ipaddress.IPv6Address(pkt[38:54]), decode_srh(pkt[54:])
-    except ValueError:
-        return None
 
 
 # ---- S1 ----------------------------------------------------------------------
@@ -65,7 +55,7 @@ def test_one_sid_still_pushes_an_srh(lab, capture):
     assert len(sent) == 1, f"rt-1 sent {len(sent)} packets for the frame, expected one"
     pkt = sent[0].data
     assert pkt[20] == 43, "no routing header after the outer IPv6 header"
-    da, srh = srh_of(pkt)
+    da, srh = srv6_of(pkt)
     assert da == ipaddress.IPv6Address("fcff:2::d20")
     assert (srh.hdrlen, srh.segments_left, srh.last_entry, srh.nexthdr) == (2, 0, 0, 143)
     exp = srv6_packet(frame, ["fcff:2::d20"], "fcf0:0:1:2::1")
@@ -154,14 +144,14 @@ def test_segment_lists_of_2_3_8_and_15_sids_through_transit_end_routers(lab, cap
         got = cap.wait_for(lambda f: not f.outgoing and mark(b"S2") in f.data, count=len(want))
         by_list = {}  # (DA, number of segments) -> packets
         for f in got:
-            parsed = srh_of(f.data)
+            parsed = srv6_of(f.data)
             assert parsed is not None, f"link {k}: a packet carrying the frame without an SRH"
             by_list.setdefault((parsed[0], parsed[1].last_entry + 1), []).append(f.data)
         for n in want:
             segs = segs_for(n)
             pkts = by_list.pop((ipaddress.IPv6Address(segs[k - 1]), n), [])
             assert len(pkts) == 1, f"list of {n}: {len(pkts)} packets to {segs[k - 1]} on link {k}, expected one"
-            da, srh = srh_of(pkts[0])
+            da, srh = srv6_of(pkts[0])
             assert (srh.segments_left, srh.last_entry) == (n - k, n - 1), f"list of {n} on link {k}"
             assert [str(s) for s in srh.segments] == list(reversed(segs)), f"list of {n} changed on link {k}"
             exp = srv6_packet(frame, segs, src)
@@ -236,7 +226,7 @@ def test_127_sids_the_most_an_srh_holds(lab, capture):
     assert len(sent) == 1, f"rt-1 sent {len(sent)} packets for the frame through 127 SIDs"
     pkt = sent[0].data
     assert len(pkt) == 14 + 40 + 2040 + len(frame)
-    da, srh = srh_of(pkt)
+    da, srh = srv6_of(pkt)
     assert da == ipaddress.IPv6Address(segs[0])
     assert (srh.hdrlen, srh.segments_left, srh.last_entry, srh.nexthdr) == (254, 126, 126, 143)
     assert [str(s) for s in srh.segments] == list(reversed(segs))

@@ -20,7 +20,7 @@ import pytest
 
 from testbed import srh as srhlib
 from testbed.capture import Frame
-from testbed.packets import assert_packet, scapy, send_frames
+from testbed.packets import assert_packet, is_srv6, scapy, send_frames
 from testbed.wait import until
 
 P2P = "topologies/p2p.yaml"
@@ -86,13 +86,6 @@ def neighbour(lab_, node: str, dst: str):
     if not entries:
         return None
     return entries[0].get_attr("NDA_LLADDR"), entries[0]["state"]
-
-
-def srv6_da(data: bytes):
-    """The destination of an IPv6 packet with a routing header, else None."""
-    if len(data) < 62 or data[12:14] != b"\x86\xdd" or data[20] != srhlib.NEXTHDR_ROUTING:
-        return None
-    return ipaddress.IPv6Address(data[38:54])
 
 
 def drain(*caps) -> None:
@@ -234,7 +227,7 @@ def test_route_based_l2encap_never_carries_arp(lab, capture):
     send_frames(lab_.node("hs-1"), "veth0", [arp])
     arps = [f for f in at_hs2.settle() if f.data[12:14] == b"\x08\x06"]
     assert arps == [], "an ARP request crossed a route-based l2encap"
-    sent = [f for f in underlay.settle() if f.outgoing and srv6_da(f.data) is not None]
+    sent = [f for f in underlay.settle() if f.outgoing and is_srv6(f.data)]
     assert len(sent) == 1, f"rt-1 sent {len(sent)} SRv6 packets; only the routed IPv4 packet should be one"
 
 
@@ -493,7 +486,7 @@ def test_frames_carrying_ipv6_hop_limit_1_cross_a_routed_underlay(lab, capture):
         assert len(got) == 1, (f"the {name} frame (inner hop limit 1) did not cross the routed underlay "
                                f"(arrived {len(got)} times at hs-2)")
         assert_packet(sc.Ether(frame), got[0].data)
-        fwd = at_mid.wait_for(lambda f: f.outgoing and srv6_da(f.data) is not None and keys[name] in f.data)
+        fwd = at_mid.wait_for(lambda f: f.outgoing and is_srv6(f.data) and keys[name] in f.data)
         assert fwd, f"mid forwarded no SRv6 packet carrying the {name} frame"
         assert fwd[0].data[21] == 63, f"outer hop limit after mid is {fwd[0].data[21]}, expected 64 - 1"
 
@@ -537,8 +530,8 @@ def test_two_pseudowires_in_two_bridges_stay_isolated(lab, capture):
 
     das = {}
     for f in underlay.settle():
-        if f.outgoing and srv6_da(f.data) is not None and MARK in f.data:
-            das.setdefault(f.data[f.data.index(MARK) + len(MARK):].split(b"-")[0], set()).add(srv6_da(f.data))
+        if f.outgoing and is_srv6(f.data) and MARK in f.data:
+            das.setdefault(f.data[f.data.index(MARK) + len(MARK):].split(b"-")[0], set()).add(ipaddress.IPv6Address(f.data[38:54]))
     assert das == {b"A": {ipaddress.IPv6Address("fcff:2::d2a")}, b"B": {ipaddress.IPv6Address("fcff:2::d2b")}}
     for src in ("hs-a1", "hs-b1"):
         p = ping(lab_, src, "10.0.0.2")
@@ -593,8 +586,8 @@ def test_a_burst_arrives_complete_in_order_and_counted(lab, capture):
     changed = [i for i, f in enumerate(got) if f.data != frames[i]]
     assert changed == [], f"{len(changed)} frames arrived changed, first seq {changed[:1]}"
 
-    sent = [f.data for f in out1.settle() if f.outgoing and srv6_da(f.data) is not None]
-    came = [f.data for f in in2.settle() if not f.outgoing and srv6_da(f.data) is not None]
+    sent = [f.data for f in out1.settle() if f.outgoing and is_srv6(f.data)]
+    came = [f.data for f in in2.settle() if not f.outgoing and is_srv6(f.data)]
     ours = [d for d in sent if seq_of(d) is not None]
     assert len(ours) == BURST, f"rt-1 sent {len(ours)} SRv6 packets for {BURST} frames"
     outer = 40 + srhlib.srh_len(1)

@@ -8,6 +8,29 @@ from typing import Iterable
 from testbed.linux import Netns
 
 
+def is_srv6(frame: bytes) -> bool:
+    """An Ethernet frame carrying IPv6 with a routing header first (headers
+    only: also true of a fragment or a malformed SRH)."""
+    from testbed.srh import NEXTHDR_ROUTING
+
+    return len(frame) >= 62 and frame[12:14] == b"\x86\xdd" and frame[20] == NEXTHDR_ROUTING
+
+
+def srv6_of(frame: bytes):
+    """(destination, decoded SRH) of an SRv6 packet, else None (also when
+    its SRH does not decode)."""
+    from ipaddress import IPv6Address
+
+    from testbed.srh import decode_srh
+
+    if not is_srv6(frame):
+        return None
+    try:
+        return IPv6Address(frame[38:54]), decode_srh(frame[54:])
+    except ValueError:
+        return None
+
+
 def send_frames(ns: Netns, ifname: str, frames: Iterable[bytes]) -> int:
     """Send whole Ethernet frames out of NETNS:IFNAME (any ethertype, VLAN
     tags and all); returns how many were sent."""

@@ -182,6 +182,18 @@ def _reap_stale_labs():
     yield
 
 
+@pytest.fixture
+def kernel_log():
+    """testbed.kmsg.KernelLog of what the kernel logs during the case
+    (.messages(), .problems()); the log is the machine's, so filter for what
+    the case can cause."""
+    from testbed.kmsg import KernelLog
+
+    log = KernelLog()
+    yield log
+    log.close()
+
+
 # ---- captures, kept when a case fails -----------------------------------
 
 

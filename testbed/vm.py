@@ -41,7 +41,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from testbed import linux
+from testbed import kmsg, linux
 from testbed.errors import TestbedError
 
 # ---------------------------------------------------------------------------
@@ -437,20 +437,6 @@ def case_marker(event: str, nodeid: str) -> str:
     return f"{MARKER_PREFIX}case {event} {nodeid}"
 
 
-# Kernel messages that mean a kernel bug, most specific first.  Matched on
-# the message without its timestamp.
-_PROBLEMS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(rx)) for kind, rx in (
-    ("panic", r"Kernel panic - not syncing"),
-    ("Oops", r"^Oops: |general protection fault|^BUG: unable to handle"),
-    ("BUG", r"kernel BUG at |(^|: )BUG: "),
-    ("WARNING", r"^WARNING: |\bWARNING: CPU: \d+ PID: "),
-    ("dead loop", r"(?i)\bdead loop\b"),
-    ("UBSAN", r"^UBSAN: "),
-    ("RCU stall", r"rcu: INFO: \S+ (self-)?detected stall|rcu_\w+ self-detected stall"),
-    ("hung task", r"INFO: task .* blocked for more than"),
-    ("refcount leak", r"unregister_netdevice: waiting for .* to become free"),
-    ("memory leak", r"kmemleak: \d+ new suspected memory leaks"),
-))
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]\s?")
 _KMSG = re.compile(r"^\d+,\d+,\d+(,[^;]*)?;")
 _MARK = re.compile(r"^testbed: (case START|case END|vm command START|vm command END)(?: (.*))?$")
@@ -509,17 +495,17 @@ def kernel_problems(log: str | Iterable[str]) -> list[KernelProblem]:
                 running.remove(arg)
                 last = arg
             continue
-        for kind, rx in _PROBLEMS:
-            if rx.search(msg):
-                if phase == "boot":
-                    found.append(KernelProblem(kind, line.strip(), (), "boot"))
-                elif phase == "after" and not running:
-                    found.append(KernelProblem(kind, line.strip(), (), "after"))
-                elif running:
-                    found.append(KernelProblem(kind, line.strip(), tuple(running), "case"))
-                else:
-                    found.append(KernelProblem(kind, line.strip(), (), "between", last))
-                break
+        kind = kmsg.problem(msg)
+        if not kind:
+            continue
+        if phase == "boot":
+            found.append(KernelProblem(kind, line.strip(), (), "boot"))
+        elif phase == "after" and not running:
+            found.append(KernelProblem(kind, line.strip(), (), "after"))
+        elif running:
+            found.append(KernelProblem(kind, line.strip(), tuple(running), "case"))
+        else:
+            found.append(KernelProblem(kind, line.strip(), (), "between", last))
     return found
 
 
@@ -548,34 +534,23 @@ class _KmsgTee:
 
     def __init__(self, out_path: str):
         self.out = open(out_path, "w", buffering=1)
-        try:
-            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            self.fd = -1
-            self.out.write(f"# testbed: cannot read /dev/kmsg: {e.strerror}\n")
+        self.log = kmsg.KernelLog(from_start=True)
+        if self.log.fd < 0:
+            self.out.write(f"# testbed: cannot read /dev/kmsg: {self.log.error}\n")
 
     def pump(self) -> None:
         """Copy every record available now."""
-        while self.fd >= 0:
-            try:
-                rec = os.read(self.fd, 8192)
-            except BlockingIOError:
-                return
-            except BrokenPipeError:  # records were overwritten before we read them
-                self.out.write("# testbed: kernel log records lost (ring buffer overrun)\n")
-                continue
-            except OSError:
-                return
-            if not rec:
-                return
-            line = kmsg_to_dmesg(rec.decode(errors="replace"))
+        lost = self.log.lost
+        for rec in self.log.records():
+            line = kmsg_to_dmesg(rec)
             if line is not None:
                 self.out.write(line + "\n")
+        if self.log.lost != lost:
+            self.out.write("# testbed: kernel log records lost (ring buffer overrun)\n")
 
     def close(self) -> None:
         self.pump()
-        if self.fd >= 0:
-            os.close(self.fd)
+        self.log.close()
         self.out.close()
 
 

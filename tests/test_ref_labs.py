@@ -12,23 +12,11 @@ import subprocess
 import pytest
 
 from testbed import defaults, status
-from testbed import srh as srhlib
-from testbed.capture import Capture, Frame
-from testbed.packets import send_frames
+from testbed.capture import Capture
+from testbed.packets import is_srv6, send_frames, srv6_of
 from testbed.wait import until
 
 pytestmark = pytest.mark.usefixtures("need_root")
-
-ETH_P_IPV6 = 0x86DD
-IPPROTO_ROUTING = 43
-
-
-def srv6(frame: Frame):
-    """(destination, SRH) of an IPv6 packet with a routing header, else None."""
-    d = frame.data
-    if len(d) < 62 or int.from_bytes(d[12:14], "big") != ETH_P_IPV6 or d[20] != IPPROTO_ROUTING:
-        return None
-    return ipaddress.IPv6Address(d[38:54]), srhlib.decode_srh(d[54:])
 
 
 def ping(lab, node: str, dst: str) -> subprocess.CompletedProcess:
@@ -81,10 +69,10 @@ def test_chain_three_sids_through_two_transit_end_routers(make_lab):
         wire = [ipaddress.IPv6Address(a) for a in ("fcff:4::d20", "fcff:3::e", "fcff:2::e")]
         for node, (da, sl) in {"rt-2": ("fcff:2::e", 2), "rt-3": ("fcff:3::e", 1),
                                "rt-4": ("fcff:4::d20", 0)}.items():
-            seen = caps[node].wait_for(lambda f: (s := srv6(f)) is not None and not f.outgoing
+            seen = caps[node].wait_for(lambda f: (s := srv6_of(f.data)) is not None and not f.outgoing
                                        and s[0] == ipaddress.IPv6Address(da))
             assert seen, f"no SRv6 packet to {da} arrived at {node}"
-            dst, srh = srv6(seen[0])
+            dst, srh = srv6_of(seen[0].data)
             assert (srh.segments_left, srh.last_entry, srh.nexthdr) == (sl, 2, 143)
             assert list(srh.segments) == wire
     finally:
@@ -133,7 +121,7 @@ def test_route_back_into_the_device_counts_collisions(quiet):
         d = until(lambda: (x := deltas(lab, before))["collisions"] >= 5 and x)
         assert d["collisions"] == d["tx_dropped"] >= 5
         assert d["tx_packets"] == 0 and d["tx_carrier_errors"] == 0
-        assert [f for f in underlay.settle() if srv6(f)] == []
+        assert [f for f in underlay.settle() if is_srv6(f.data)] == []
 
 
 def test_no_route_counts_carrier_errors_and_repair_is_not_cached(quiet):
@@ -147,12 +135,12 @@ def test_no_route_counts_carrier_errors_and_repair_is_not_cached(quiet):
         send_frames(lab.node("hs-1"), "veth0", frames(4))
         d = until(lambda: (x := deltas(lab, before))["tx_carrier_errors"] >= 4 and x)
         assert d["tx_carrier_errors"] == d["tx_dropped"] >= 4 and d["tx_packets"] == 0
-        assert [f for f in underlay.settle() if srv6(f)] == []
+        assert [f for f in underlay.settle() if is_srv6(f.data)] == []
 
         rt1.ipr.route("add", dst="fcff:2::/32", gateway="fcf0:0:1:2::2", table=90, family=10)
         before = lab.counters("rt-1", "srl2-0")
         send_frames(lab.node("hs-1"), "veth0", frames(3))
-        sent = underlay.wait_for(lambda f: f.outgoing and srv6(f) is not None, 3)
+        sent = underlay.wait_for(lambda f: f.outgoing and is_srv6(f.data), 3)
         assert len(sent) == 3
         d = until(lambda: (x := deltas(lab, before))["tx_packets"] >= 3 and x)
         assert d["tx_dropped"] == 0 and d["tx_carrier_errors"] == 0
