@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from testbed import nla
+from testbed.srv6 import nla
 from testbed.errors import LabError
 from testbed.packets import assert_packet, scapy, send_frames
 from testbed.wait import until

@@ -16,7 +16,7 @@ from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
+from testbed.srv6.seg6genl import NETLINK_GENERIC, Seg6Genl
 from testbed.wait import until
 
 from testbed.packets import assert_packet, scapy, send_frames, srv6_packet
@@ -305,7 +305,7 @@ def test_srh_of_one_two_and_three_segments(lab, capture):
     own SRH: type 4, hdrlen 2n, segments_left = last entry = n-1, flags 0,
     tag 0, next header 143, no TLVs (the SRH is exactly 8 + 16n bytes), the
     segments reversed on the wire; DA = the first segment (H1)."""
-    from testbed.srh import decode_srh
+    from testbed.srv6.srh import decode_srh
 
     devices = {f"srl2-{n}": segs for n, segs in SEGS_BY_N.items()}
     lab_ = hdr_lab(lab, devices)

@@ -25,8 +25,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from testbed import linux, nla, seg6
-from testbed import srh as srhlib
+from testbed import linux
+from testbed.srv6 import nla, seg6
+from testbed.srv6 import srh as srhlib
 from testbed.packets import assert_packet, is_srv6, scapy, send_frames
 from testbed.wait import until
 

@@ -14,11 +14,12 @@ import textwrap
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from testbed import nla, topology
+from testbed import topology
+from testbed.srv6 import nla
 from testbed.diagnostics import TopologyError
 from testbed.kerror import kernel_text
 from testbed.packets import assert_packet, scapy, send_frames, srv6_of, srv6_packet
-from testbed.srh import MAX_SEGMENTS, encode_srh
+from testbed.srv6.srh import MAX_SEGMENTS, encode_srh
 from testbed.wait import until
 
 P2P = "topologies/p2p.yaml"

@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from testbed import srh as srhlib
+from testbed.srv6 import srh as srhlib
 from testbed.capture import Frame
 from testbed.packets import assert_packet, is_srv6, scapy, send_frames
 from testbed.wait import until

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from testbed.srh import MAX_SEGMENTS, max_mtu_for, mtu_for
+from testbed.srv6.srh import MAX_SEGMENTS, max_mtu_for, mtu_for
 
 ACTIONS = ("End", "End.X", "End.DX2", "End.DT2U")
 FAULTS = ("sid_travel_order", "copy_inner_hoplimit", "no_loop_check", "no_decap_sl_check")

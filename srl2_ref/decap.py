@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from testbed.srh import decode_srh
+from testbed.srv6.srh import decode_srh
 
 NEXTHDR_HOP = 0
 NEXTHDR_ROUTING = 43

@@ -11,7 +11,7 @@ import struct
 import zlib
 from ipaddress import IPv6Address
 
-from testbed.srh import encode_srh
+from testbed.srv6.srh import encode_srh
 
 ETH_P_IPV6 = b"\x86\xdd"
 ETH_P_IP = b"\x08\x00"

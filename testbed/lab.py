@@ -23,8 +23,8 @@ from testbed.kerror import kernel_text
 from testbed.datapaths import Datapath, DatapathError
 from testbed.errors import LabError
 from testbed.model import Node, Topology, Where
-from testbed.seg6encap import seg6_route_encap
-from testbed.seg6genl import NETLINK_GENERIC, Seg6Genl
+from testbed.srv6.seg6encap import seg6_route_encap
+from testbed.srv6.seg6genl import NETLINK_GENERIC, Seg6Genl
 from testbed.wait import until
 
 T = TypeVar("T")

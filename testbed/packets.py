@@ -11,7 +11,7 @@ from testbed.linux import Netns
 def is_srv6(frame: bytes) -> bool:
     """An Ethernet frame carrying IPv6 with a routing header first (headers
     only: also true of a fragment or a malformed SRH)."""
-    from testbed.srh import NEXTHDR_ROUTING
+    from testbed.srv6.srh import NEXTHDR_ROUTING
 
     return len(frame) >= 62 and frame[12:14] == b"\x86\xdd" and frame[20] == NEXTHDR_ROUTING
 
@@ -21,7 +21,7 @@ def srv6_of(frame: bytes):
     its SRH does not decode)."""
     from ipaddress import IPv6Address
 
-    from testbed.srh import decode_srh
+    from testbed.srv6.srh import decode_srh
 
     if not is_srv6(frame):
         return None

@@ -76,7 +76,7 @@ def _encap(m) -> dict | None:
 
 def _sids(ipr, names: dict[int, str]) -> list[dict]:
     """Kernel seg6local routes (the kernel datapath's SIDs)."""
-    from testbed import nla, seg6
+    from testbed.srv6 import nla, seg6
 
     out = []
     for m in nla.dump_seg6local(ipr):

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from testbed import linux, seg6, state
+from testbed import linux, state
+from testbed.srv6 import seg6
 from testbed.datapaths import COUNTERS, DatapathError
 from testbed.datapaths import kernel as kdp
 from testbed.datapaths.kernel import KernelDatapath
@@ -159,8 +160,8 @@ def test_srl2_device(netns):
         assert "Traceback" not in text and exc.value.where is HERE
         assert not ns.ipr.link_lookup(ifname="srl2-0")
         return
-    from testbed import nla
-    from testbed.srh import encode_srh
+    from testbed.srv6 import nla
+    from testbed.srv6.srh import encode_srh
 
     dp.start_node(ns, [dev], [])
     (link,) = ns.ipr.link("get", ifname="srl2-0")
@@ -186,7 +187,7 @@ def test_end_dt2u_sid(netns):
         assert exc.value.where is HERE
         return
     dp.start_node(ns, [], [sid])
-    from testbed import nla
+    from testbed.srv6 import nla
 
     (route,) = [r for r in nla.dump_seg6local(ns.ipr) if r.get_attr("RTA_TABLE") == 90]
     assert nla.seg6local_of(route)["l2dev"] == ns.ipr.link_lookup(ifname="p0")[0]
@@ -220,7 +221,7 @@ def test_end_dx2_forwards_inner_frame(netns):
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
 
-    from testbed.srh import encode_srh
+    from testbed.srv6.srh import encode_srh
 
     a, rt, b = netns("hs-a"), netns("rt"), netns("hs-b")
     veth(a, "a0", rt, "r0")

@@ -1,4 +1,4 @@
-"""Exact rtnetlink request bytes of testbed.nla, computed by hand field by field.
+"""Exact rtnetlink request bytes of testbed.srv6.nla, computed by hand field by field.
 
 No sockets, no root.  Netlink headers and attribute headers are in host byte
 order ("=" below); IPv6 addresses and the SRH tag are in network order.
@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from testbed import nla, seg6
+from testbed.srv6 import nla, seg6
 from pyroute2.netlink.rtnl import RTM_NEWLINK, RTM_NEWROUTE
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
@@ -72,7 +72,7 @@ def test_srl2_newlink_bytes():
     assert RTM_NEWLINK == 16
 
     # the SRH as the project's encoder makes it
-    from testbed.srh import encode_srh
+    from testbed.srv6.srh import encode_srh
 
     assert encode_srh(["fc00::a", "fc00::b"]) == srh
 

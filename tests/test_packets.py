@@ -1,5 +1,5 @@
 """The packet helpers (pure): the expected srl2 packet and the masked comparison."""
-from testbed import srh
+from testbed.srv6 import srh
 from testbed.packets import masked_diff, scapy, srv6_packet
 
 

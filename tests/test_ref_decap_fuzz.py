@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srl2_ref import decap, encap
-from testbed.srh import decode_srh, encode_srh
+from testbed.srv6.srh import decode_srh, encode_srh
 
 ACTIONS = ["End.DT2U", "End.DX2", "End", "End.X", "bogus"]
 FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,9 +1,9 @@
-"""testbed.srh: the SRH encoder/decoder, against hand-computed bytes."""
+"""testbed.srv6.srh: the SRH encoder/decoder, against hand-computed bytes."""
 from ipaddress import IPv6Address
 
 import pytest
 
-from testbed.srh import decode_srh, encode_srh, max_mtu_for, mtu_for, srh_len
+from testbed.srv6.srh import decode_srh, encode_srh, max_mtu_for, mtu_for, srh_len
 
 A = bytes.fromhex("fc00" + "00" * 13 + "0a")
 B = bytes.fromhex("fc00" + "00" * 13 + "0b")

@@ -23,7 +23,7 @@ import pytest
 from srl2_ref.control import query
 from testbed import capture
 from testbed.linux import Netns, create_netns, delete_netns, enter_for_exec, is_root_capable
-from testbed.srh import decode_srh, encode_srh, mtu_for
+from testbed.srv6.srh import decode_srh, encode_srh, mtu_for
 from testbed.wait import until
 
 pytestmark = pytest.mark.skipif(is_root_capable() is not None or not os.path.exists("/dev/net/tun"),

@@ -1,6 +1,6 @@
 """The kernel datapath: srl2 devices over rtnetlink, SIDs as seg6local routes.
 
-Everything goes through pyroute2 plus the NLA definitions in testbed.nla; no
+Everything goes through pyroute2 plus the NLA definitions in testbed.srv6.nla; no
 `ip` binary.  `probe()` finds out what this kernel supports by trying it in a
 scratch network namespace (never in the initial one) and caches the answer in
 the process and in a file keyed by kernel release and boot id.
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Optional
 
 from pyroute2 import NetlinkError
 
-from testbed import linux, nla, seg6, state
+from testbed import linux, state
+from testbed.srv6 import nla, seg6
 from testbed.kerror import errno_name, kernel_text
 from testbed.datapaths import COUNTERS, FEATURES, Datapath, DatapathError, Probe
 
@@ -87,7 +88,7 @@ def cache_path(release: Optional[str] = None) -> str:
 
 def _cache_key() -> dict:
     # The srl2 series' numbers are part of the key: renumbering End.DT2U in
-    # testbed.seg6 must not reuse an answer about the old number.
+    # testbed.srv6.seg6 must not reuse an answer about the old number.
     return {
         "schema": CACHE_SCHEMA,
         "release": _release(),
@@ -143,7 +144,7 @@ def probe_kernel() -> Probe:
         ipr.link("set", index=1, state="up")  # lo: seg6local routes need an up device
 
         # srl2: a device with a valid one-SID SRH.
-        from testbed.srh import encode_srh
+        from testbed.srv6.srh import encode_srh
 
         try:
             nla.add_srl2(ipr, "tbprobe-srl2", encode_srh([_PROBE_SEG]))
@@ -231,7 +232,7 @@ class KernelDatapath(Datapath):
             self._add_sid(ipr, sid)
 
     def _add_srl2(self, ipr, dev: "Srl2") -> None:
-        from testbed.srh import encode_srh
+        from testbed.srv6.srh import encode_srh
 
         try:
             srh = encode_srh(dev.segs)

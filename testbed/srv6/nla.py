@@ -9,7 +9,7 @@ What pyroute2 has and what is added here:
 * seg6local: pyroute2's `rtmsg.seg6local_encap_info` stops at
   SEG6_LOCAL_VRFTABLE and maps any action it does not know, or any action given
   as a number, to UNSPEC.  `seg6local_encap` below is a complete replacement
-  (numbers from testbed.seg6): actions by name or number (End.DT2U included),
+  (numbers from testbed.srv6.seg6): actions by name or number (End.DT2U included),
   SEG6_LOCAL_COUNTERS (nested PACKETS/BYTES/ERRORS u64), FLAVORS (raw) and
   SEG6_LOCAL_L2DEV (u32 ifindex).  `rtmsg_srv6` is pyroute2's rtmsg with that
   class behind LWTUNNEL_ENCAP_SEG6_LOCAL; pyroute2's own classes are untouched.
@@ -37,7 +37,7 @@ from pyroute2.netlink.rtnl import RTM_GETROUTE, RTM_NEWLINK, RTM_NEWROUTE
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from testbed import seg6
+from testbed.srv6 import seg6
 
 NLM_F_CREATE_EXCL = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL  # 0x605
 
@@ -262,7 +262,7 @@ def seg6local_of(route) -> Optional[dict]:
 def srl2_link(ifname: str, srh: bytes, *, mtu: Optional[int] = None,
               address: Optional[str] = None) -> ifinfmsg:
     """`ip link add IFNAME [address MAC] [mtu N] type srl2 segs ...` with the
-    SRH already encoded (testbed.srh.encode_srh)."""
+    SRH already encoded (testbed.srv6.srh.encode_srh)."""
     msg = ifinfmsg()
     msg["family"] = socket.AF_UNSPEC
     msg["ifi_type"] = 0
