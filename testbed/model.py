@@ -1,6 +1,6 @@
 """The typed, validated model of a topology.
 
-`testbed.topology` turns YAML into these objects; everything downstream
+`testbed.topology` turns YAML (docs/topology.md) into these objects; everything downstream
 (lab bring-up, render, datapaths) reads only these.  Every object keeps the
 `Where` of the YAML that asked for it, so that a kernel error can be reported
 against the line that caused it.
