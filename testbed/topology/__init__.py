@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from testbed import model
 from testbed.diagnostics import Diagnostic, TopologyError
-from testbed.topology import crosscheck, links, nodes, toplevel
+from testbed.topology import checks, crosscheck, links, nodes, toplevel
 from testbed.topology.inventory import Load
 from testbed.topology.values import Ctx
 from testbed.topology.yamlpos import read_file
@@ -37,6 +37,7 @@ PASSES: tuple[tuple[str, Pass], ...] = (
     ("links", links.parse_links),
     ("interfaces", nodes.parse_all_interfaces),
     ("cross-checks", crosscheck.check_nodes),
+    ("checks", checks.parse_checks),
 )
 
 
