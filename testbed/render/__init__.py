@@ -1,8 +1,9 @@
 """Render a topology as a standalone bash script, a graphviz graph or an SVG.
 
-* `render_script(topo)`: a kselftest-style bash script (iproute2 only) that
-  builds the same lab as `testbed up`, in the same order as the engine
-  (testbed/lab.py).  See the header of lab.sh.j2 for its command line, exit
+* `render_script(topo, with_checks)`: a kselftest-style bash script
+  (iproute2 only) that builds the same lab as `testbed up`, in the same
+  order as the engine (testbed/lab.py), and with `with_checks` runs the
+  topology's checks (testbed/render/checks.py) as KTAP.  See the header of lab.sh.j2 for its command line, exit
   codes and the srl2 skip protocol.
 * `render_dot(topo)`: graphviz DOT; hosts are boxes, routers ellipses (with
   their SIDs listed under the name), veth links are edges labelled with the
@@ -17,7 +18,6 @@ from __future__ import annotations
 import keyword
 import os
 import re
-import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -27,6 +27,9 @@ import jinja2
 
 from testbed import model
 from testbed.render import ascii
+from testbed.render.checks import script_checks
+from testbed.render.shell import Var, sh
+from testbed.render.shell import word as _word
 
 __all__ = ["render_script", "render_dot", "render_svg", "ns_variables", "RenderError",
            "KSFT_PASS", "KSFT_FAIL", "KSFT_SKIP", "BASE_SYSCTLS", "ROUTER_SYSCTLS"]
@@ -62,23 +65,6 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
     autoescape=False,
 )
-
-
-# ---- shell words ------------------------------------------------------------
-
-
-class Var(str):
-    """A shell variable reference; rendered as "$name"."""
-
-
-def _word(tok: object) -> str:
-    if isinstance(tok, Var):
-        return f'"${tok}"'
-    return shlex.quote(str(tok))
-
-
-def sh(*tokens: object) -> str:
-    return " ".join(_word(t) for t in tokens)
 
 
 def ns_variables(topo: model.Topology) -> dict[str, str]:
@@ -384,8 +370,11 @@ class _Plan:
 # ---- public API -------------------------------------------------------------
 
 
-def render_script(topo: model.Topology) -> str:
-    """A standalone bash script that builds `topo` with iproute2 (see lab.sh.j2)."""
+def render_script(topo: model.Topology, with_checks: bool = False) -> str:
+    """A standalone bash script that builds `topo` with iproute2 (see
+    lab.sh.j2); `with_checks`, it then runs the topology's checks and
+    reports them as KTAP (checks.sh.j2): a selftest.  Without, it only
+    builds (what the bring-up benchmark and the engine comparison time)."""
     plan = _Plan(topo)
     sections = plan.build()
     var = plan.var
@@ -398,7 +387,10 @@ def render_script(topo: model.Topology) -> str:
     needs_srl2_kind = any(n.srl2 for n in topo.nodes.values())
     needs_vlan_filtering = any(b.vlan_filtering for n in topo.nodes.values() for b in n.bridges.values())
     uses_dt2u = any(s.action == "End.DT2U" for n in topo.nodes.values() for s in n.sids)
+    checks = script_checks(topo, var) if with_checks else None
     return _env.get_template("lab.sh.j2").render(
+        checks=checks,
+        exit_status='"$checks_rc"' if checks else "0",
         name=topo.name,
         source=topo.source or "(built in Python)",
         description=description,

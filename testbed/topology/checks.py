@@ -212,6 +212,7 @@ def _counters(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optiona
     if node is None:
         return None
     spec = cm.Counters(node=node.name)
+    ok = True
     names: tuple[str, ...] = cm.DEVICE_COUNTERS
     if ("dev" in p) == ("sid" in p):
         ctx.err(vnode, f"{what} needs exactly one of dev (an srl2 device) and sid (a SID with count: true)")
@@ -223,7 +224,7 @@ def _counters(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optiona
         if dev not in node.srl2:
             hint = did_you_mean(dev, node.srl2) if node.srl2 else " (it has none)"
             ctx.err(p["dev"][1], f"dev {quote(dev)} is not an srl2 device of node {quote(node.name)}{hint}")
-            return None
+            ok = False
         spec.dev = dev
     else:
         net = ctx.prefix(p["sid"][1], "sid", version=6)
@@ -250,7 +251,7 @@ def _counters(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optiona
         if "moved" not in p and "unmoved" not in p:
             ctx.err(vnode, f"{what} needs moved or unmoved (lists of counter names)")
         return None
-    return spec
+    return spec if ok else None
 
 
 def _frame(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optional[cm.Frame]:
@@ -267,7 +268,6 @@ def _frame(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optional[c
     not_to = _endpoints(ctx, topo, p["not_to"][1], "not_to") if "not_to" in p else []
     if "to" not in p and "not_to" not in p:
         ctx.err(vnode, f"{what} needs to or not_to (NODE:IFNAME, or a list of them)")
-        return None
     kind = defaults["kind"]
     if "kind" in p:
         kind = ctx.choice(p["kind"][1], "frame kind", FRAME_KINDS) or kind
