@@ -16,7 +16,7 @@ from testbed.topology.vocabulary import (AFS, CHECK_KEYS, CHECK_KINDS, COUNTERS_
                                          ETHERTYPE_MIN, FRAME_KEYS, FRAME_KINDS, NODE_NAME_MAX, NODE_NAME_RE,
                                          PING_COUNT_MAX, PING_COUNT_MIN, PING_KEYS, RESERVED_ETHERTYPES,
                                          TIMEOUT_MAX, TIMEOUT_MIN, VLAN_MAX, VLAN_MIN)
-from testbed.topology.yamlpos import describe, did_you_mean, is_null, quote
+from testbed.topology.yamlpos import did_you_mean, is_null, quote
 
 AF_FAMILY = {"ipv4": 4, "ipv6": 6}
 
