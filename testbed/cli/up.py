@@ -27,6 +27,7 @@ def run(args) -> int:
     from testbed import keeper, topology
 
     topo = topology.load(args.topology, name=args.name)
+    topo.source = os.path.abspath(args.topology)  # the lab's record: `validate` reads the checks from any cwd
     need_root()
     if args.foreground:
         return _foreground(topo, args)
