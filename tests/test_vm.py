@@ -19,6 +19,7 @@ import pytest
 
 from testbed import vm
 from testbed.cli import main as cli_main
+from testbed.vm import guest, probe, runner
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -101,11 +102,11 @@ def test_guest_runner_runs_the_request(tmp_path, monkeypatch):
     req = {"command": ["sh", "-c", 'pwd > "$TESTBED_VM_OUT/pwd"; echo "$TESTBED_VM $X" > "$TESTBED_VM_OUT/env"; exit 5'],
            "cwd": str(tmp_path / "wd"), "env": {"X": "from-host"}}
     (out / "vm-request.json").write_text(json.dumps(req))
-    monkeypatch.setattr(vm, "kmsg_marker", lambda text, path="/dev/kmsg": False)
-    monkeypatch.setattr(vm.shutil, "which", lambda name: None)
-    monkeypatch.setattr(vm.os, "makedirs", lambda d, exist_ok=False: None if d.startswith("/run") else
+    monkeypatch.setattr(guest, "kmsg_marker", lambda text, path="/dev/kmsg": False)
+    monkeypatch.setattr(guest.shutil, "which", lambda name: None)
+    monkeypatch.setattr(guest.os, "makedirs", lambda d, exist_ok=False: None if d.startswith("/run") else
                         os.mkdir(d) if not os.path.isdir(d) else None)
-    monkeypatch.setattr(vm, "_KmsgTee", lambda path: type("T", (), {"pump": lambda self: None,
+    monkeypatch.setattr(guest, "KmsgTee", lambda path: type("T", (), {"pump": lambda self: None,
                                                                     "close": lambda self: None})())
     cwd = os.getcwd()
     try:
@@ -182,12 +183,12 @@ def test_probe_kvm_verdict_is_cached_per_boot(tmp_path, monkeypatch):
         calls.append(accel)
         return vm.KvmVerdict(False, "qemu with KVM failed (killed by SIGABRT): boom", 0.03)
 
-    monkeypatch.setattr(vm, "_run_probe", fake_probe)
+    monkeypatch.setattr(probe, "_run_probe", fake_probe)
     first = vm.probe_kvm(sys.executable, kvm_dev=str(dev))
     again = vm.probe_kvm(sys.executable, kvm_dev=str(dev))
     assert calls == ["kvm"] and not first.cached and again.cached
     assert again.reason == first.reason and not again.usable
-    monkeypatch.setattr(vm.linux, "boot_id", lambda: "another-boot")       # a new host boot: probe again
+    monkeypatch.setattr(probe.linux, "boot_id", lambda: "another-boot")       # a new host boot: probe again
     assert not vm.probe_kvm(sys.executable, kvm_dev=str(dev)).cached and calls == ["kvm", "kvm"]
 
 
@@ -201,7 +202,7 @@ def test_real_probe_is_quick_and_decides(tmp_path, monkeypatch):
     v = vm.probe_kvm(qemu, deadline=3.0, use_cache=False)
     assert time.monotonic() - start < 3.0 + 4.0, v
     assert v.reason
-    tcg = vm._run_probe(qemu, "tcg", 10.0)
+    tcg = probe._run_probe(qemu, "tcg", 10.0)
     assert tcg.usable, tcg.reason
 
 
@@ -222,7 +223,7 @@ def test_kernel_release_and_modules(tmp_path):
 
 
 def test_modules_hidden_in_the_guest_are_refused(monkeypatch):
-    monkeypatch.setattr(vm.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(runner.shutil, "which", lambda name: f"/usr/sbin/{name}")
     k = vm.KernelImage("/var/cache/k/boot/vmlinuz-6.1", "6.1", "/var/cache/k/lib/modules/6.1")
     with pytest.raises(vm.VmError, match=r"modules \(/var/cache/k/lib/modules/6.1\) are under /var/cache"):
         vm.check_host(k)
@@ -372,9 +373,9 @@ def fake_vng(tmp_path, monkeypatch):
     exe.write_text(FAKE_VNG)
     exe.chmod(0o755)
     monkeypatch.setenv("FAKE_VNG_LOG", str(tmp_path / "vng-argv.json"))
-    monkeypatch.setattr(vm, "find_qemu", lambda qemu=None: "/usr/bin/qemu-system-x86_64")
-    monkeypatch.setattr(vm, "check_host", lambda kernel: None)
-    monkeypatch.setattr(vm, "choose_accel", lambda accel, qemu, log=print: (False, None))
+    monkeypatch.setattr(runner, "find_qemu", lambda qemu=None: "/usr/bin/qemu-system-x86_64")
+    monkeypatch.setattr(runner, "check_host", lambda kernel: None)
+    monkeypatch.setattr(runner, "choose_accel", lambda accel, qemu, log=print: (False, None))
     kernel = fake_bzimage(tmp_path / "bzImage")
     return str(exe), kernel
 
@@ -436,7 +437,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # neither vng nor qemu
     rc, _, err = cli(capsys, "--kernel", fake_bzimage(tmp_path / "bz"), "--", "true")
     assert rc == 1 and err.startswith("testbed: error: virtme-ng is not installed") and "Traceback" not in err
-    monkeypatch.setattr(vm, "find_vng", lambda vng=None: "/bin/true")
+    monkeypatch.setattr(runner, "find_vng", lambda vng=None: "/bin/true")
     rc, _, err = cli(capsys, "--kernel", fake_bzimage(tmp_path / "bz"), "--", "true")
     assert rc == 1 and err == ("testbed: error: no qemu: qemu-system-x86_64 not found; "
                                "apt-get install qemu-system-x86\n")
