@@ -317,13 +317,13 @@ def test_kmsg_marker_writes_one_record(tmp_path):
     path = tmp_path / "kmsg"
     path.write_text("")
     assert vm.kmsg_marker(vm.case_marker("START", "cases/t.py::test[a\nb]"), path=str(path))
-    assert path.read_text() == "<5>testbed: case START cases/t.py::test[a b]\n"
+    assert path.read_text() == "<5>testbed: START case cases/t.py::test[a b]\n"  # INTERFACES.md 1
     path.write_text("")
     assert vm.kmsg_marker("testbed: case END x", path=str(path))
     assert path.read_text() == "<5>testbed: case END x\n"
     assert vm.kmsg_marker("x", path=str(tmp_path / "no" / "kmsg")) is False
     assert vm.kernel_problems([vm.case_marker("START", "a"), "WARNING: CPU: 0 PID: 1 at x",
-                               vm.case_marker("END", "a")])[0].cases == ("a",)
+                               vm.case_marker("END", "a")])[0].cases == ("case a",)
     with pytest.raises(ValueError):
         vm.case_marker("BEGIN", "a")
 
@@ -375,7 +375,7 @@ def fake_vng(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_VNG_LOG", str(tmp_path / "vng-argv.json"))
     monkeypatch.setattr(runner, "find_qemu", lambda qemu=None: "/usr/bin/qemu-system-x86_64")
     monkeypatch.setattr(runner, "check_host", lambda kernel: None)
-    monkeypatch.setattr(runner, "choose_accel", lambda accel, qemu, log=print: (False, None))
+    monkeypatch.setattr(probe, "choose_accel", lambda accel, qemu, log=print: (False, None))
     kernel = fake_bzimage(tmp_path / "bzImage")
     return str(exe), kernel
 
@@ -502,11 +502,11 @@ def test_real_boot(tmp_path):
     assert proc.returncode == 3, text
     assert "netns+run-ok" in proc.stdout and "guest-done" in proc.stdout, text
     assert "testbed vm: KVM " in proc.stderr  # the probe said what it found
-    assert ("kernel WARNING during tests/fake.py::case[kernel]: " in proc.stderr
+    assert ("kernel WARNING during case tests/fake.py::case[kernel]: " in proc.stderr
             and "testbed_vm_selftest" in proc.stderr), text
     assert (out / "written-in-guest").exists()
     assert json.loads((out / "vm-status.json").read_text())["status"] == 3
     dmesg = (out / "dmesg.txt").read_text()
-    assert "testbed: case START tests/fake.py::case[kernel]" in dmesg
+    assert "testbed: START case tests/fake.py::case[kernel]" in dmesg
     assert "testbed: vm command END status=3" in dmesg
     print(f"boot + run: {took:.1f} s")

@@ -16,7 +16,14 @@ import time
 from typing import Sequence
 
 from testbed.kmsg import CMD_END, CMD_START, KmsgTee, kmsg_marker
-from testbed.vm.base import DMESG_FILE, ENV_OUT, ENV_VM, REQUEST_FILE, STATUS_FILE
+from testbed.vm.base import (
+    DMESG_FILE,
+    ENV_BOOT,
+    ENV_OUT,
+    ENV_VM,
+    REQUEST_FILE,
+    STATUS_FILE,
+)
 
 
 def _write_status(out: str, data: dict) -> None:
@@ -53,11 +60,14 @@ def guest_main(argv: Sequence[str]) -> int:
     _write_status(args.out, {"started": True, "status": None, "release": release})
     tee = KmsgTee(os.path.join(args.out, DMESG_FILE))
     kmsg_marker(f"{CMD_START} {shlex.join(cmd)}")
-    env = dict(os.environ, **req.get("env", {}), **{ENV_VM: "1", ENV_OUT: args.out})
+    env = dict(os.environ, **req.get("env", {}),
+               **{ENV_VM: "1", ENV_OUT: args.out, ENV_BOOT: str(req.get("boot", 1))})
     os.chdir(req.get("cwd") or os.getcwd())
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, env=env)
+        # stderr into stdout: the host reads the kernel console alone on the
+        # other channel (runner.vng_argv, --verbose).
+        proc = subprocess.Popen(cmd, env=env, stderr=subprocess.STDOUT)
     except OSError as e:
         print(f"testbed vm (guest): cannot run {cmd[0]}: {e.strerror}", file=sys.stderr)
         status = 127

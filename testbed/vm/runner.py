@@ -14,8 +14,11 @@ vng's own exit status) and scans the kernel log for warnings, oopses and
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import json
 import os
+import re
 import select
 import shlex
 import shutil
@@ -27,21 +30,26 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
 
-from testbed.kmsg import KernelProblem, kernel_problems
-from testbed.vm.base import (DMESG_FILE, ENV_TIME_SCALE, REQUEST_FILE, STATUS_FILE,
-                             TCG_TIME_SCALE, VmError, VmTimeout)
-from testbed.vm.image import KernelImage, inspect_kernel
-from testbed.vm.probe import KvmVerdict, choose_accel, kill_group
+from testbed.kmsg import problem
+from testbed.vm.base import (
+    ENV_TIME_SCALE,
+    REQUEST_FILE,
+    STATUS_FILE,
+    TCG_TIME_SCALE,
+    VmError,
+)
+from testbed.vm.console import ConsoleWatch, Crash, hang, kernel_line
+from testbed.vm.image import KernelImage
 
 # Modules that udev's coldplug would load in the guest, useless to the suite.
 UNNEEDED_MODULES = ("kvm", "kvm_amd", "kvm_intel", "ahci", "libahci", "sr_mod", "cdrom",
                     "iTCO_wdt", "iTCO_vendor_support", "i6300esb", "pcspkr", "floppy",
                     "lpc_ich", "i2c_i801", "joydev", "evdev", "psmouse", "serio_raw")
+CONSOLE_LOGLEVEL = 6
+_NOTEWORTHY = re.compile(r"(?i)qemu|error|warn|fail|cannot|could not")
 # Host directories that virtme-ng-init covers with a tmpfs in the guest.
 GUEST_TMPFS = ("/var/cache", "/var/log", "/var/tmp", "/var/lib/apt", "/var/lib/private",
                "/run", "/dev/shm")
-
-
 
 
 def project_root() -> str:
@@ -64,13 +72,14 @@ class VmSpec:
     python: str = sys.executable
     path_env: str = ""             # PATH for the command in the guest
     verbose: bool = False
+    boot: int = 1                  # which boot of the command this is (TESTBED_VM_BOOT)
 
 
 def guest_request(spec: VmSpec) -> dict:
     """What the guest runner is to run, written into the results directory:
     the command travels in a file, not on the kernel command line (vng passes
     --exec there, and x86 cuts the command line at 2048 bytes)."""
-    return {"command": list(spec.command), "cwd": spec.cwd or spec.project,
+    return {"command": list(spec.command), "cwd": spec.cwd or spec.project, "boot": spec.boot,
             "env": {"PATH": spec.path_env or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                     # bytecode is written into the project's overlay (discarded
                     # with the guest): compiled once per boot, not per process
@@ -84,6 +93,19 @@ def guest_command(spec: VmSpec) -> str:
     argv = ["env", f"PYTHONPATH={spec.project}", spec.python, "-m", "testbed.vm", "guest",
             os.path.join(spec.out, REQUEST_FILE)]
     return f"cd {shlex.quote(spec.cwd or spec.project)} && exec {shlex.join(argv)}"
+
+
+def launch_argv(spec: VmSpec) -> list[str]:
+    """vng_argv(), in a PID namespace of its own where that is allowed
+    (root): when the namespace's first process dies, the kernel kills every
+    process in it, qemu included, so a `testbed vm` that is SIGKILLed (its
+    death kills `unshare`, see _die_with_parent) leaves no qemu behind.  qemu
+    7.2 has no -run-with exit-with-parent, and vng forks qemu from a child
+    process, so a parent-death signal alone would not reach it."""
+    argv = vng_argv(spec)
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        argv = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--", *argv]
+    return argv
 
 
 def vng_argv(spec: VmSpec) -> list[str]:
@@ -102,28 +124,16 @@ def vng_argv(spec: VmSpec) -> list[str]:
              "--append", "printk.devkmsg=on",
              # udev would load these for the emulated machine; KVM alone costs
              # ~10 s of a software-emulated boot, and none of them is needed.
-             "--append", "module_blacklist=" + ",".join(UNNEEDED_MODULES)]
-    if spec.verbose:
-        argv.append("--verbose")
+             "--append", "module_blacklist=" + ",".join(UNNEEDED_MODULES),
+             # The kernel console, which the host watches for crashes: notices
+             # (the markers) and worse, not the info chatter of every lab.
+             "--append", f"loglevel={CONSOLE_LOGLEVEL}",
+             # --verbose: the kernel console goes to vng's stderr (without it,
+             # to /dev/null); the guest runner sends the command's stderr to
+             # its stdout, so the host reads the console alone on that pipe.
+             "--verbose"]
     argv += ["--exec", guest_command(spec)]
     return argv
-
-
-
-
-@dataclass
-class VmResult:
-    status: int                 # the command's exit status (or 1 for kernel problems, see exit_status)
-    problems: list[KernelProblem]
-    seconds: float              # boot + run wall time
-    verdict: Optional[KvmVerdict]
-    release: str
-
-    @property
-    def exit_status(self) -> int:
-        if self.status == 0 and self.problems:
-            return 1
-        return self.status
 
 
 def find_vng(vng: Optional[str] = None) -> str:
@@ -163,32 +173,162 @@ def check_host(kernel: KernelImage) -> None:
                       "modprobe: apt-get install kmod")
 
 
-def _stream(proc: subprocess.Popen, sink, deadline: Optional[float], tail: deque) -> bool:
-    """Copy proc's output to sink as it comes; False when the deadline passed first."""
-    fd = proc.stdout.fileno()
-    while True:
-        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if wait == 0.0:
-            return False
-        ready, _, _ = select.select([fd], [], [], wait)
-        if not ready:
+
+
+# ---------------------------------------------------------------------------
+# one boot
+# ---------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGKILL when `testbed vm` dies (kept
+    across exec).  If it died already, do not start at all."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, comm) of the processes in process group pgid (ours: the VM's)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return True
-        sink.write(chunk)
-        sink.flush()
-        tail.append(chunk)
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            found.append((int(name), comm))
+    return found
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    kill_group(proc, signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        kill_group(proc, signal.SIGKILL)
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """End the VM: SIGTERM to its qemu (virtme-ng then exits by itself and
+    removes its temporary files), SIGKILL to the whole group if that is not
+    enough within grace seconds (or there is no qemu yet)."""
+    if proc.poll() is not None:  # ended by itself (its pid, the group's id, may be reused)
+        return
+    qemus = [pid for pid, comm in _group_members(proc.pid) if comm.startswith("qemu")]
+    for pid in qemus:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if qemus:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+            proc.wait(timeout=grace)
+            return
+    # Not reaped yet, so the group id is still ours.  In a PID namespace the
+    # death of `unshare` kills everything in it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+
+
+@dataclass
+class BootOutcome:
+    status: Optional[dict]       # the guest runner's vm-status.json (None: never written)
+    crash: Optional[Crash]       # the crash that ended the boot
+    timed_out: bool
+    seconds: float
+    returncode: Optional[int]    # vng's
+    tail: deque                  # the last output chunks, for error messages
+    command_started: bool        # the console showed the command start
+
+
+class Boot:
+    """One boot of spec's kernel running spec's command: its stdout streamed
+    to sink, its console to console_file (and to the user's stderr with
+    --verbose) and watched for crashes and hangs."""
+
+    def __init__(self, spec: VmSpec, release: str, sink, console_file, log,
+                 hang_after: float, stop_on_warning: bool = False):
+        self.spec, self.release, self.sink, self.console_file, self.log = \
+            spec, release, sink, console_file, log
+        self.hang_after = hang_after
+        self.watch = ConsoleWatch(stop_on_warning)
+        self.tail: deque = deque(maxlen=64)
+        self.console_tail: deque = deque(maxlen=30)
+        self._partial = b""
+
+    def run(self, deadline: Optional[float]) -> BootOutcome:
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(launch_argv(self.spec), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True,
+                                    preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+        except OSError as e:
+            raise VmError(f"cannot run {self.spec.vng}: {e.strerror}") from None
+        crash: Optional[Crash] = None
+        timed_out = False
+        try:
+            crash, timed_out = self._follow(proc, start, deadline)
+        finally:  # a crash, a hang, the timeout, or an exception (SIGTERM, Ctrl-C)
+            stop(proc)
+        if crash is None:  # the guest ended by itself in the middle of a crash (a panic)
+            self._console(b"", final=True)
+            crash = self.watch.crash(self.spec.boot, self.release, time.monotonic() - start)
+        return BootOutcome(_read_status(self.spec.out), crash, timed_out,
+                           time.monotonic() - start, proc.returncode, self.tail,
+                           self.watch.command_started)
+
+    def _follow(self, proc: subprocess.Popen, start: float,
+                deadline: Optional[float]) -> tuple[Optional[Crash], bool]:
+        out_fd, con_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        fds = [out_fd, con_fd]
+        active = start
+        while fds:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return None, True
+            if self.watch.complete(now):
+                return self.watch.crash(self.spec.boot, self.release, now - start), False
+            if not self.watch.crashing and now - active >= self.hang_after:
+                return hang(self.spec.boot, self.hang_after, self.watch.open,
+                            list(self.console_tail), self.release, now - start), False
+            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
+            ready, _, _ = select.select(fds, [], [], wait)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    fds.remove(fd)
+                elif fd == out_fd:
+                    active = time.monotonic()
+                    self.sink.write(chunk)
+                    self.sink.flush()
+                    self.tail.append(chunk)
+                elif self._console(chunk):
+                    active = time.monotonic()
+        return None, False
+
+    def _console(self, chunk: bytes, final: bool = False) -> bool:
+        """Take console bytes; True if they show activity (a line that is not
+        a kernel problem report: a stall report repeats in a hung guest)."""
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = b"" if final else lines.pop()
+        activity = False
+        now = time.monotonic()
+        for raw in lines:
+            line = raw.decode(errors="replace").rstrip("\r")
+            if not line.strip():
+                continue
+            self.console_file.write(line + "\n")
+            self.console_tail.append(line)
+            # The kernel's lines with --verbose; of the rest (the decompressor's
+            # banner, vng's and qemu's messages) what may be an error.
+            if self.spec.verbose or (not line.startswith("[") and _NOTEWORTHY.search(line)):
+                self.log(line)
+            self.watch.feed(line, now)
+            parsed = kernel_line(line)
+            activity = activity or not (parsed and problem(parsed[1]))
+        self.console_file.flush()
+        return activity
 
 
 def _read_status(out: str) -> Optional[dict]:
@@ -199,73 +339,7 @@ def _read_status(out: str) -> Optional[dict]:
         return None
 
 
-def _tail_text(tail: deque, n: int = 12) -> str:
+def tail_text(tail: deque, n: int = 12) -> str:
     text = b"".join(tail).decode(errors="replace").replace("\r", "\n")
     lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
     return "\n  ".join(lines[-n:]) if lines else "(no output)"
-
-
-def run(spec: VmSpec, accel: str = "auto", timeout: Optional[float] = None,
-        sink=None, log=None) -> VmResult:
-    """Boot spec.kernel, run spec.command, return its status and the kernel's problems."""
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    sink = sink or sys.stdout.buffer
-    kernel = inspect_kernel(spec.kernel)
-    spec.kernel = kernel.path
-    spec.vng = find_vng(spec.vng)
-    qemu = find_qemu(spec.qemu)
-    check_host(kernel)
-    spec.kvm, verdict = choose_accel(accel, qemu, log)
-    os.makedirs(spec.out, exist_ok=True)
-    for name in (STATUS_FILE, DMESG_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(spec.out, name))
-    with open(os.path.join(spec.out, REQUEST_FILE), "w") as f:
-        json.dump(guest_request(spec), f, indent=1)
-    mods = f"modules from {kernel.modules}" if kernel.modules else "no modules directory found"
-    log(f"testbed vm: booting {kernel.release} ({kernel.path}; {mods}); {spec.cpus} CPUs, "
-        f"{spec.memory}; results in {spec.out}")
-    start = time.monotonic()
-    deadline = start + timeout if timeout else None
-    tail: deque = deque(maxlen=64)
-    try:
-        proc = subprocess.Popen(vng_argv(spec), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as e:
-        raise VmError(f"cannot run {spec.vng}: {e.strerror}") from None
-    try:
-        finished = _stream(proc, sink, deadline, tail)
-        if finished:
-            remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
-            try:
-                proc.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                finished = False
-    except BaseException:
-        _stop(proc)
-        raise
-    if not finished:
-        _stop(proc)
-    seconds = time.monotonic() - start
-    status = _read_status(spec.out)
-    dmesg_path = os.path.join(spec.out, DMESG_FILE)
-    problems: list[KernelProblem] = []
-    with contextlib.suppress(OSError):
-        with open(dmesg_path, errors="replace") as f:
-            problems = kernel_problems(f.read())
-    for p in problems:
-        log(f"testbed vm: {p}")
-    if not finished:
-        where = ("while the command ran" if status else
-                 "before the guest started the command (boot too slow or hung?)")
-        log_hint = (f"kernel log so far: {dmesg_path}" if os.path.exists(dmesg_path)
-                    else "no kernel log (the guest runner never started; --verbose shows the boot)")
-        raise VmTimeout(f"timeout: the VM did not finish within {timeout:g} s ({where}); "
-                        f"killed it; {log_hint}; last output:\n  {_tail_text(tail)}")
-    if status is None:
-        raise VmError(f"the kernel did not boot to the command (vng exit {proc.returncode}); "
-                      f"last output:\n  {_tail_text(tail)}")
-    if status.get("status") is None:
-        raise VmError(f"the guest died while the command ran (kernel panic?) after {seconds:.0f} s; "
-                      f"kernel log: {dmesg_path}; last output:\n  {_tail_text(tail)}")
-    return VmResult(int(status["status"]), problems, seconds, verdict, status.get("release", ""))
