@@ -4,8 +4,7 @@ attributing them to the work (cases) that was running.  Used by `testbed vm`
 (copying the guest's log, watching its console, attributing problems) and by
 cases that check "no kernel warning".  Knows nothing of VMs beyond the
 guest's environment variable.  The markers and kinds are a contract between
-parts of the project: see docs/architecture.md ("testbed vm") or the README
-section "Testing a kernel"."""
+parts of the project (the README's "Testing a kernel")."""
 from __future__ import annotations
 
 import contextlib

@@ -317,7 +317,7 @@ def test_kmsg_marker_writes_one_record(tmp_path):
     path = tmp_path / "kmsg"
     path.write_text("")
     assert vm.kmsg_marker(vm.case_marker("START", "cases/t.py::test[a\nb]"), path=str(path))
-    assert path.read_text() == "<5>testbed: START case cases/t.py::test[a b]\n"  # INTERFACES.md 1
+    assert path.read_text() == "<5>testbed: START case cases/t.py::test[a b]\n"  # the generic form
     path.write_text("")
     assert vm.kmsg_marker("testbed: case END x", path=str(path))
     assert path.read_text() == "<5>testbed: case END x\n"

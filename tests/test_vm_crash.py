@@ -1,6 +1,6 @@
 """Crashes are results: `testbed vm` watches the guest console, ends a
 crashed or hung guest within seconds, records the crash in OUT/crashes.jsonl
-and boots again (INTERFACES section 2; README "Testing a kernel").
+and boots again (README, "Testing a kernel").
 
 Pure parts on the real console text of the RFC series' 127-SID crash
 (tests/data/console-skb-over-panic.txt, captured from this project's

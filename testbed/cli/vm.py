@@ -44,9 +44,10 @@ def add_parser(sub) -> None:
                    help="boot at most N times: after a crash the command runs again in a "
                         "fresh boot (default 8; 1: never again)")
     p.add_argument("--hang-after", type=float, metavar="SECONDS",
-                   help="a guest with no output and no progress for this long has hung: it is "
-                        "ended and recorded as a crash of kind 'hang' (default 120 under KVM, "
-                        "300 under software emulation)")
+                   help="a guest with no output and no progress for this long once the command "
+                        "has started (before: at least 300 s) has hung: it is ended and recorded "
+                        "as a crash of kind 'hang' (default 120 under KVM, 300 under software "
+                        "emulation)")
     p.add_argument("--stop-on", choices=("crash", "warning"), default="crash",
                    help="crash: a panic, BUG, oops or general protection fault ends the boot "
                         "(default); warning: a kernel WARNING does too")

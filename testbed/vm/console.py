@@ -58,7 +58,7 @@ def crash_kind(msg: str, stop_on_warning: bool = False) -> Optional[str]:
 
 @dataclass
 class Crash:
-    """One line of OUT/crashes.jsonl (INTERFACES.md section 2)."""
+    """One line of OUT/crashes.jsonl (README, "Testing a kernel")."""
     boot: int
     kind: str            # panic, Oops, BUG, WARNING, hang
     title: str           # the first crash line, without its timestamp

@@ -46,6 +46,8 @@ UNNEEDED_MODULES = ("kvm", "kvm_amd", "kvm_intel", "ahci", "libahci", "sr_mod", 
                     "iTCO_wdt", "iTCO_vendor_support", "i6300esb", "pcspkr", "floppy",
                     "lpc_ich", "i2c_i801", "joydev", "evdev", "psmouse", "serio_raw")
 CONSOLE_LOGLEVEL = 6
+# The least quiet time that makes a hang before the command has started.
+BOOT_QUIET = 300.0
 _NOTEWORTHY = re.compile(r"(?i)qemu|error|warn|fail|cannot|could not")
 # Host directories that virtme-ng-init covers with a tmpfs in the guest.
 GUEST_TMPFS = ("/var/cache", "/var/log", "/var/tmp", "/var/lib/apt", "/var/lib/private",
@@ -257,12 +259,17 @@ class Boot:
 
     def run(self, deadline: Optional[float]) -> BootOutcome:
         start = time.monotonic()
+        # vng's temporary files (its status file) in the results directory,
+        # removed after the boot: a vng killed with the VM leaves none in /tmp.
+        tmp = os.path.join(self.spec.out, ".vng-tmp")
+        os.makedirs(tmp, exist_ok=True)
         try:
             proc = subprocess.Popen(launch_argv(self.spec), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True,
+                                    start_new_session=True, env=dict(os.environ, TMPDIR=tmp),
                                     preexec_fn=functools.partial(_die_with_parent, os.getpid()))
         except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise VmError(f"cannot run {self.spec.vng}: {e.strerror}") from None
         crash: Optional[Crash] = None
         timed_out = False
@@ -270,6 +277,7 @@ class Boot:
             crash, timed_out = self._follow(proc, start, deadline)
         finally:  # a crash, a hang, the timeout, or an exception (SIGTERM, Ctrl-C)
             stop(proc)
+            shutil.rmtree(tmp, ignore_errors=True)
         if crash is None:  # the guest ended by itself in the middle of a crash (a panic)
             self._console(b"", final=True)
             crash = self.watch.crash(self.spec.boot, self.release, time.monotonic() - start)
@@ -288,8 +296,12 @@ class Boot:
                 return None, True
             if self.watch.complete(now):
                 return self.watch.crash(self.spec.boot, self.release, now - start), False
-            if not self.watch.crashing and now - active >= self.hang_after:
-                return hang(self.spec.boot, self.hang_after, self.watch.open,
+            # Before the command starts the console is quiet for long
+            # stretches of a slow boot (the guest runner's Python start-up).
+            bound = self.hang_after if self.watch.command_started else \
+                max(self.hang_after, BOOT_QUIET)
+            if not self.watch.crashing and now - active >= bound:
+                return hang(self.spec.boot, bound, self.watch.open,
                             list(self.console_tail), self.release, now - start), False
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
             ready, _, _ = select.select(fds, [], [], wait)

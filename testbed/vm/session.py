@@ -6,8 +6,7 @@ with --stop-on warning) or hangs is ended within seconds, the crash becomes
 one line of OUT/crashes.jsonl, and the next boot runs the same command with
 TESTBED_VM_BOOT one higher: the command skips what is already done (the
 pytest plugin reads its record and crashes.jsonl), as kernel CI resumes a
-suite after a crash.  The contract is INTERFACES section 2 of the project
-(README, "Testing a kernel")."""
+suite after a crash.  The README's "Testing a kernel" describes the files."""
 from __future__ import annotations
 
 import contextlib
