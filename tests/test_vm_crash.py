@@ -140,7 +140,7 @@ def test_real_crash_block_from_the_console():
     assert crash.summary() == f"kernel BUG during {LABEL}: kernel BUG at net/core/skbuff.c:209!"
     rec = json.loads(json.dumps(crash.record()))
     assert set(rec) == {"boot", "kind", "title", "rip", "trace", "lines", "open", "release",
-                        "elapsed"} and rec["elapsed"] == 12.3
+                        "elapsed", "stop_seconds"} and rec["elapsed"] == 12.3
 
 
 def test_block_without_end_line_completes_when_the_console_is_quiet():
@@ -252,6 +252,7 @@ def test_a_crash_is_recorded_and_the_command_runs_again(fake, tmp_path):
     rec = json.loads(line)
     assert rec["boot"] == 1 and rec["kind"] == "BUG" and "skbuff.c:209" in rec["title"]
     assert rec["open"] == [LABEL] and "add_grec+0x53f/0x5a0" in rec["trace"]
+    assert 0 <= rec["stop_seconds"] < 30           # from the first crash line to the VM gone
     assert f"testbed vm: kernel BUG during {LABEL}: kernel BUG at net/core/skbuff.c:209!" in logs
     console_txt = (tmp_path / "out/console.txt").read_text()
     assert "# testbed vm: boot 1\n" in console_txt and "# testbed vm: boot 2\n" in console_txt
@@ -329,6 +330,7 @@ def test_real_127_sids_crash_ends_the_boot_and_the_command_resumes(tmp_path):
     assert rec["kind"] == "BUG" and "skbuff.c:209" in rec["title"], rec
     assert rec["boot"] == 1 and rec["open"] == [LABEL] and rec["release"] == "6.12.117-srl2rfc"
     assert rec["rip"].startswith("RIP: 0010:skb_panic") and "add_grec" in " ".join(rec["trace"])
+    assert rec["stop_seconds"] < 30, rec["stop_seconds"]   # seconds, not the 600 s the script sleeps
     assert f"testbed vm: kernel BUG during {LABEL}: kernel BUG at net/core/skbuff.c:209!" in proc.stderr
     assert "2 boots" in proc.stderr and not qemu_of(out)
 

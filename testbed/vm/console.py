@@ -67,7 +67,10 @@ class Crash:
     lines: list[str] = field(default_factory=list)   # every console line of the block
     open: list[str] = field(default_factory=list)    # labels STARTed and not ENDed
     release: str = ""
-    elapsed: float = 0.0  # host seconds since the boot started
+    elapsed: float = 0.0  # host seconds since the first boot started
+    # host seconds from the first crash line (or the hang's detection) on
+    # the console to the VM being gone: how fast a crash ends a boot
+    stop_seconds: float = 0.0
 
     def record(self) -> dict:
         return asdict(self)
@@ -124,6 +127,7 @@ class ConsoleWatch:
         self.block: list[str] = []          # the crash block being collected
         self.block_open: list[str] = []     # the labels open when it started
         self.block_ended = False
+        self.block_started_at = 0.0         # host clock of the block's first crash line
         self.last_line_at = 0.0
         self._recent: deque[tuple[float, str]] = deque(maxlen=LEAD_LINES)
 
@@ -160,6 +164,7 @@ class ConsoleWatch:
             lead = [ln for t, ln in self._recent if ts - t <= LEAD_SECONDS]
             self.block = [*lead, line]
             self.block_open = list(self.open)
+            self.block_started_at = now
             return
         self._recent.append((ts, line))
 

@@ -275,12 +275,15 @@ class Boot:
         timed_out = False
         try:
             crash, timed_out = self._follow(proc, start, deadline)
+            seen = self.watch.block_started_at or time.monotonic()
         finally:  # a crash, a hang, the timeout, or an exception (SIGTERM, Ctrl-C)
             stop(proc)
             shutil.rmtree(tmp, ignore_errors=True)
         if crash is None:  # the guest ended by itself in the middle of a crash (a panic)
             self._console(b"", final=True)
             crash = self.watch.crash(self.spec.boot, self.release, time.monotonic() - start)
+        if crash is not None:
+            crash.stop_seconds = round(time.monotonic() - seen, 1)
         return BootOutcome(_read_status(self.spec.out), crash, timed_out,
                            time.monotonic() - start, proc.returncode, self.tail,
                            self.watch.command_started)
