@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--hang-after", type=float, metavar="SECONDS",
                    help="a guest with no output and no progress for this long once the command "
                         "has started (before: at least 300 s) has hung: it is ended and recorded "
-                        "as a crash of kind 'hang' (default 120 under KVM, 300 under software "
+                        "as a crash of kind 'hang' (default 120 under KVM, 600 under software "
                         "emulation)")
     p.add_argument("--stop-on", choices=("crash", "warning"), default="crash",
                    help="crash: a panic, BUG, oops or general protection fault ends the boot "
