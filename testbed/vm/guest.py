@@ -69,7 +69,8 @@ def guest_main(argv: Sequence[str]) -> int:
         # other channel (runner.vng_argv, --verbose).
         proc = subprocess.Popen(cmd, env=env, stderr=subprocess.STDOUT)
     except OSError as e:
-        print(f"testbed vm (guest): cannot run {cmd[0]}: {e.strerror}", file=sys.stderr)
+        # on stdout, where the command's own errors would be
+        print(f"testbed vm (guest): cannot run {cmd[0]}: {e.strerror}", flush=True)
         status = 127
     else:
         while True:
