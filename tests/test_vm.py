@@ -494,9 +494,9 @@ def test_real_boot(tmp_path):
     out = tmp_path / "results"
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "testbed.cli", "vm", "--kernel",
-                           os.environ["TESTBED_VM_KERNEL"], "--out", str(out), "--timeout", "400",
+                           os.environ["TESTBED_VM_KERNEL"], "--out", str(out), "--timeout", "900",
                            "--", "sh", "-c", GUEST_SCRIPT],
-                          capture_output=True, text=True, timeout=480)
+                          capture_output=True, text=True, timeout=1000)
     took = time.monotonic() - start
     text = proc.stdout + proc.stderr
     assert proc.returncode == 3, text
