@@ -222,7 +222,7 @@ def pytest_runtest_protocol(item, nextitem):
     log, so that a warning or oops is reported against the case that ran."""
     in_vm = os.environ.get("TESTBED_VM") == "1"
     if in_vm:
-        from testbed.vm import case_marker, kmsg_marker
+        from testbed.kmsg import case_marker, kmsg_marker
 
         kmsg_marker(case_marker("START", item.nodeid))
     yield
