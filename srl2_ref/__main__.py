@@ -63,6 +63,9 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A signal mask survives exec: whoever started us may have blocked our
+    # stop signals (to sigwait() for them itself); we must see them.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         try:
             d.setup()
