@@ -242,3 +242,15 @@ def test_kernel_refused_ref_up_fails_fast_and_leaves_nothing(tmp_path):
     assert took < 5.0, f"a refused up took {took:.1f} s"
     assert not [ns for ns in linux.list_netns() if ns.startswith(f"{name}-")]
     assert state.load(name) is None
+
+
+@pytest.mark.needs("srl2")
+def test_fresh_lab_has_no_tx_errors_before_any_traffic(lab):
+    """A new lab's srl2 devices show no error counts: they come up only once
+    the route to their first SID exists (else what the bridge hands them
+    during bring-up, MLD and ND of the node itself, counts as
+    tx_carrier_errors / tx_dropped, and reads as a fault)."""
+    p2p = lab("topologies/p2p.yaml")
+    for node in ("rt-1", "rt-2"):
+        c = p2p.counters(node, "srl2-0")
+        assert (c["tx_carrier_errors"], c["tx_dropped"], c["tx_errors"]) == (0, 0, 0), (node, c)
