@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
+import pytest
+
+EXIT_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _run = None  # testbed.state.Proc of this process's run, once configured
@@ -49,8 +53,11 @@ def pytest_configure(config) -> None:
         _handle(_controller_signal)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config) -> None:
-    """Labs this process still owns at its end are leaks: reap them."""
+    """Labs this process still owns at its end are leaks: reap them.  A
+    worker whose controller is gone then exits at once: nobody is left to
+    report to, and execnet would keep it for another 15 s before it gives up."""
     from testbed import guardian, state
 
     if _run is None:
@@ -62,6 +69,10 @@ def pytest_unconfigure(config) -> None:
                 state.reap(rec)
     if hasattr(config, "workerinput"):
         guardian.unregister(_run)
+        if not _run.alive():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
 
 
 def _handle(handler) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -34,12 +36,15 @@ def one_error_line(p: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture
-def private_state(tmp_path, monkeypatch):
+def private_state(monkeypatch):
     """Labs recorded in a state directory of this test's own: `down --all`
-    there can only ever see the labs this test made."""
-    path = str(tmp_path / "state")
+    there can only ever see the labs this test made.  (A short path: the
+    reference datapath's control sockets live under it, and AF_UNIX paths
+    end at 108 bytes.)"""
+    path = tempfile.mkdtemp(prefix="tb-")
     monkeypatch.setattr(state, "STATE_DIR", path)
-    return {**os.environ, "TESTBED_STATE_DIR": path}
+    yield {**os.environ, "TESTBED_STATE_DIR": path}
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
