@@ -50,7 +50,6 @@ def begin() -> state.Proc:
     guardian reaps them once it is gone."""
     run = state.Proc.of(os.getpid(), "run")
     os.environ[RUN_ENV] = str(run)
-    os.makedirs(run_dir(run), exist_ok=True)
     # setsid -f: the guardian is nobody's child (no zombie, no wait) and in
     # a session of its own (a signal to the run's process group spares it);
     # its stdio is /dev/null, so it holds no pipe of whoever runs the run.
@@ -64,6 +63,8 @@ def begin() -> state.Proc:
     finally:
         if log:
             os.close(err)
+    # Made once the guardian is there to remove it, whenever this run dies.
+    os.makedirs(run_dir(run), exist_ok=True)
     return run
 
 

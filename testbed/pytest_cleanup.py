@@ -63,10 +63,11 @@ def pytest_unconfigure(config) -> None:
     if _run is None:
         return
     me = state.Proc.of(os.getpid())
-    with state.locked():
-        for rec in state.all_records():
-            if guardian.same(rec.owner, me):
-                state.reap(rec)
+    if any(guardian.same(rec.owner, me) for rec in state.all_records()):  # rare: no lock otherwise
+        with state.locked():
+            for rec in state.all_records():
+                if guardian.same(rec.owner, me):
+                    state.reap(rec)
     if hasattr(config, "workerinput"):
         guardian.unregister(_run)
         if not _run.alive():

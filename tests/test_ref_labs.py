@@ -217,9 +217,10 @@ def test_cli_down_of_a_ref_lab_stops_its_daemons_by_sigterm(tmp_path):
         down = testbed_cli("down", name)
         took = time.monotonic() - t
         assert down.returncode == 0, down.stderr
-        # SIGTERM + exit is milliseconds; the old SIGKILL fallback waited 5 s
-        # per daemon.  3 s leaves room for a loaded CI machine.
-        assert took < 3.0, f"testbed down took {took:.1f} s"
+        # SIGTERM + exit is milliseconds (the CLI's start-up dominates); the
+        # old SIGKILL fallback waited 5 s per daemon, 10 s here.  The bound
+        # leaves room for a heavily loaded machine.
+        assert took < 7.0, f"testbed down took {took:.1f} s"
         assert not any(p.alive() for p in rec.procs)
     finally:
         testbed_cli("down", name)
@@ -239,7 +240,15 @@ def test_kernel_refused_ref_up_fails_fast_and_leaves_nothing(tmp_path):
     up = testbed_cli("up", str(bad), "--name", name, "--datapath", "ref")
     took = time.monotonic() - t
     assert up.returncode == 1 and "kernel said" in up.stderr and "Traceback" not in up.stderr, up.stderr
-    assert took < 5.0, f"a refused up took {took:.1f} s"
+    # The same lab without the bad route, up and down, for scale: the
+    # refusal costs no more (the old SIGKILL fallback added 10 s; the bound
+    # leaves room for a heavily loaded machine).
+    t = time.monotonic()
+    good = testbed_cli("up", P2P, "--name", name, "--datapath", "ref")
+    assert good.returncode == 0, good.stderr
+    assert testbed_cli("down", name).returncode == 0
+    took_good = time.monotonic() - t
+    assert took < took_good + 7.0, f"a refused up took {took:.1f} s, a good up + down {took_good:.1f} s"
     assert not [ns for ns in linux.list_netns() if ns.startswith(f"{name}-")]
     assert state.load(name) is None
 
