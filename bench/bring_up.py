@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from testbed import topology  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
-from testbed.render import render_script  # noqa: E402
+from testbed.render import KSFT_SKIP, render_script  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -43,9 +43,17 @@ def cli(path, name):
                        stdout=subprocess.DEVNULL)
 
 
+class Skip(Exception):
+    """The rendered script skipped (kselftest exit 4): this kernel lacks what it needs."""
+
+
 def script(path):
-    subprocess.run(["bash", path, "--no-wait"], check=True, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL)
+    p = subprocess.run(["bash", path, "--no-wait"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if p.returncode == KSFT_SKIP:
+        raise Skip(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "exit 4")
+    if p.returncode != 0:
+        raise SystemExit(f"bring_up: the rendered script failed (exit {p.returncode}):\n{p.stderr}")
 
 
 def main() -> int:
@@ -57,22 +65,31 @@ def main() -> int:
     name = f"bench{os.getpid()}"
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
         f.write(render_script(topo))
+    skipped = None
     try:
-        script(f.name)  # warm caches (binaries, page cache) before timing anything
+        try:
+            script(f.name)  # warm caches (binaries, page cache) before timing anything
+        except Skip as e:
+            skipped = str(e)
         engine(topo, name)
         results = {
             "engine": [timed(lambda: engine(topo, name)) for _ in range(args.runs)],
             "cli": [timed(lambda: cli(args.topology, name)) for _ in range(args.runs)],
-            "script": [timed(lambda: script(f.name)) for _ in range(args.runs)],
         }
+        if not skipped:
+            results["script"] = [timed(lambda: script(f.name)) for _ in range(args.runs)]
     finally:
         os.unlink(f.name)
     med = {k: statistics.median(v) for k, v in results.items()}
     n_nodes, n_links = len(topo.nodes), len(topo.links)
     print(f"{args.topology}: {n_nodes} nodes, {n_links} links; up + down, median of {args.runs} runs")
     for k in ("engine", "cli", "script"):
-        print(f"  {k:<7} {med[k] * 1000:8.1f} ms   (min {min(results[k]) * 1000:.1f} ms)")
-    print(f"  engine/script = {med['engine'] / med['script']:.3f}   cli/script = {med['cli'] / med['script']:.3f}")
+        if k in med:
+            print(f"  {k:<7} {med[k] * 1000:8.1f} ms   (min {min(results[k]) * 1000:.1f} ms)")
+        else:
+            print(f"  {k:<7}     SKIP   ({skipped})")
+    if "script" in med:
+        print(f"  engine/script = {med['engine'] / med['script']:.3f}   cli/script = {med['cli'] / med['script']:.3f}")
     return 0
 
 

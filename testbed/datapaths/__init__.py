@@ -56,6 +56,7 @@ class DatapathError(TestbedError):
 
 class Datapath(abc.ABC):
     name: str
+    why: str = ""  # why this datapath was chosen (set by datapaths.select.choose)
 
     @classmethod
     @abc.abstractmethod

@@ -29,7 +29,7 @@ from testbed.render.checks import script_checks
 from testbed.render.plan import Plan, RenderError, ns_prefix, ns_variables
 from testbed.render.shell import word as _word
 
-__all__ = ["render_script", "render_dot", "render_svg", "ns_variables", "RenderError",
+__all__ = ["render_script", "render_dot", "render_svg", "render_graph", "GRAPH_FORMATS", "ns_variables", "RenderError",
            "KSFT_PASS", "KSFT_FAIL", "KSFT_SKIP", "BASE_SYSCTLS", "ROUTER_SYSCTLS"]
 
 # kselftest exit codes (tools/testing/selftests/kselftest.h)
@@ -145,18 +145,28 @@ def _escape_label(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
+GRAPH_FORMATS = ("svg", "png", "pdf")  # drawn by graphviz `dot -T<format>`
+
+
 def render_svg(topo: model.Topology, dot: Optional[str] = None) -> bytes:
     """SVG of `render_dot(topo)`, by graphviz `dot` (path: `dot`, else $PATH)."""
+    return render_graph(topo, "svg", dot)
+
+
+def render_graph(topo: model.Topology, fmt: str, dot: Optional[str] = None) -> bytes:
+    """`render_dot(topo)` drawn by graphviz `dot -T<fmt>`, fmt one of GRAPH_FORMATS."""
+    if fmt not in GRAPH_FORMATS:
+        raise RenderError(f"graphviz output format must be one of {', '.join(GRAPH_FORMATS)}, not {fmt!r}")
     exe = dot or shutil.which("dot")
     if not exe:
         raise RenderError("graphviz is not installed: `dot` is not on PATH "
                           "(apt-get install graphviz); DOT needs no graphviz: `testbed graph TOPOLOGY -o FILE.dot`")
     try:
-        proc = subprocess.run([exe, "-Tsvg"], input=render_dot(topo).encode(),
+        proc = subprocess.run([exe, f"-T{fmt}"], input=render_dot(topo).encode(),
                               capture_output=True, check=False, timeout=60)
     except OSError as e:
         raise RenderError(f"cannot run {exe}: {e}") from None
     if proc.returncode != 0:
-        raise RenderError(f"{exe} -Tsvg failed (exit {proc.returncode}): "
+        raise RenderError(f"{exe} -T{fmt} failed (exit {proc.returncode}): "
                           f"{proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
