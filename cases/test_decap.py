@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from testbed.casekit import carrying, fresh_marker, l2frame, leaving, settled_delta
+from testbed.casekit import MARK, carrying, fresh_marker, l2frame, leaving, settled_delta
 from testbed.errors import LabError
 from testbed.packets import assert_packet, field_diffs, scapy, send_frames
 from testbed.srv6 import nla
@@ -248,7 +248,7 @@ def test_end_dx2_sends_the_inner_frame_out_of_oif_unchanged(lab, capture):
         assert_packet(sc.Ether(frame), seen[0])  # no field masked: End.DX2 changes nothing
     # nothing else left oif: no outer header, no copy, no other frame of ours
     frames = [f for _, f, _ in cases]
-    extra = [d for d in out if d not in frames and b"srl2-testbed:" in d]
+    extra = [d for d in out if d not in frames and MARK in d]
     assert extra == [], f"{len(extra)} other frames left oif"
 
 
@@ -268,9 +268,9 @@ def test_end_dx2_count_packets_bytes_errors(lab, capture, checks):
     bad = [srv6_to(lab_, DX2_SID, inner_frame(marker("E8x")), segs=[DX2_SID, OTHER_SID], segleft=1)
            for _ in range(2)]
     inject(lab_, bad + good)
-    assert len(oif.wait_for(lambda f: f.outgoing and b"srl2-testbed:E8:" in f.data, 3)) == 3, \
+    assert len(oif.wait_for(lambda f: f.outgoing and MARK + b"E8:" in f.data, 3)) == 3, \
         "End.DX2 did not deliver the three good packets (E7's, not counted here)"
-    leaked = len([f for f in oif.settle() if f.outgoing and b"srl2-testbed:E8x:" in f.data])
+    leaked = len([f for f in oif.settle() if f.outgoing and MARK + b"E8x:" in f.data])
     checks.equal("E3", "frames of the Segments Left 1 packets leaving oif", 0, leaked)
     # counted as what the SID did (E3 judges whether it should have)
     want = {"packets": 3 + leaked, "bytes": sum(len(bytes(p)) - 14 for p in good + bad[:leaked]),
@@ -479,7 +479,7 @@ def test_end_dt2u_floods_unknown_unicast_broadcast_multicast(lab, capture):
         cap.settle()
         for what, (mark, _) in frames.items():
             assert len([f for f in cap.frames if mark in f.data]) == 1, f"{what}: duplicated towards {name}"
-    back = [f for f in l2dev.settle() if f.outgoing and b"srl2-testbed:E2" in f.data]
+    back = [f for f in l2dev.settle() if f.outgoing and MARK + b"E2:" in f.data]
     assert back == [], f"{len(back)} flooded frames went back out of l2dev (the port they came in on)"
 
 

@@ -18,7 +18,7 @@ from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from testbed.casekit import check_packet, destination_of, inner_frame_of, l2frame, marker, sent, tag_of
+from testbed.casekit import ETH_P_EXP, check_packet, destination_of, inner_frame_of, l2frame, marker, sent, tag_of
 from testbed.packets import scapy, send_frames, srv6_packet
 from testbed.srv6.seg6genl import NETLINK_GENERIC, Seg6Genl
 from testbed.wait import until
@@ -88,7 +88,6 @@ SEGS_BY_N = {1: ["fcff:2::d20"],  # distinct first SIDs: one DA per device
              2: ["fcff:3::e", "fcff:2::d20"],
              3: ["fcff:4::e", "fcff:3::e", "fcff:2::d20"]}
 HS_MAC = "02:00:00:00:01:01"
-ETH_P_EXP = 0x88B5  # IEEE local experimental ethertype: a frame no stack answers
 
 
 def hdr_lab(lab, devices=ONE_DEV, rt1_addrs=(RT1_UNDERLAY + "/64",), rt1_extra=""):

@@ -384,7 +384,7 @@ def make_loop(lab_, shape: str) -> list[tuple[str, str]]:
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.parametrize("shape", ["two nodes", "one node"])
 def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kernel_log, shape, checks):
-    """L5 (srl2 patch / CONFORMANCE L5: two srl2 devices whose first SIDs
+    """L5 (srl2 patch / docs/catalogue.md L5: two srl2 devices whose first SIDs
     route into each other: no hang, no crash, frames dropped, bounded work):
     frames sent into the loop make it die out (no frame on the devices for
     0.3 s within 8 s), the devices transmit at most MAX_ROUNDS packets (in

@@ -30,6 +30,7 @@ import textwrap
 import pytest
 
 from testbed.capture import Frame
+from testbed.casekit import ETH_P_EXP
 from testbed.casekit import marker as marked
 from testbed.packets import scapy, send_frames
 from testbed.run import Result, run
@@ -41,7 +42,6 @@ RT2_SID = "fcff:2::d20"  # End.DT2U at rt-2: the first (only) SID of rt-1's srl2
 RT1_UNDERLAY = "fcf0:0:1:2::1"
 RT2_UNDERLAY = "fcf0:0:1:2::2"
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST = 0, 1, 2
-ETH_P_EXP = 0x88B5  # IEEE local experimental ethertype: no protocol of the lab answers it
 N = 3  # frames per kind: counters must move by exactly this much
 
 

@@ -190,7 +190,7 @@ L2ENCAP = textwrap.dedent("""\
 @pytest.mark.conformance("T1")
 @pytest.mark.needs("End.DX2")
 def test_route_based_l2encap_never_carries_arp(lab, capture):
-    """T1's contrast (CONFORMANCE T1; Linux seg6_iptunnel l2encap): the
+    """T1's contrast (docs/catalogue.md T1; Linux seg6_iptunnel l2encap): the
     route-based `encap seg6 mode l2encap` only encapsulates what a router
     routes.  An IPv4 packet hs-1 sends to rt-1's MAC for 10.0.0.2 is
     carried to hs-2 unchanged (End.DX2), but hs-1's ARP request for 10.0.0.2
@@ -346,7 +346,7 @@ BIG_UNDERLAY = textwrap.dedent("""\
 @pytest.mark.conformance("T4")
 @pytest.mark.needs("srl2", "End.DT2U")
 def test_frames_bigger_than_the_mtu_never_arrive_corrupted(lab, capture, checks):
-    """T4, the "bigger frames" clause (CONFORMANCE T4): with hosts, bridge
+    """T4, the "bigger frames" clause (docs/catalogue.md T4): with hosts, bridge
     ports and underlay at 9000 bytes, frames above the srl2 MTU (MTU + 15
     up to 8000 bytes, untagged and tagged) are sent; the device may drop
     them (the bridge does not forward a frame above the port's MTU + 18) or
