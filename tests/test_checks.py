@@ -70,6 +70,11 @@ CASES = textwrap.dedent('''\
     def test_note_only(checks):
         checks.note("N6", "moving srl2 to another netns", "allowed")
 
+    @pytest.mark.conformance("T6")
+    def test_single_id_plain_assert():
+        got = ["A-bcast"]
+        assert got == [], "frames leaked to hs-b2"
+
     @pytest.mark.conformance("T7", "N7")
     def test_stops_on_an_error_after_a_failed_check(checks):
         checks.equal("N7", "tx_bytes", 60, 222)
@@ -100,7 +105,21 @@ def test_the_fixture_fails_a_case_by_its_failed_checks_only(tmp_path, xdist):
     cases = {tc.get("name"): tc for tc in ET.parse(junit).getroot().iter("testcase")}
     assert cases["test_note_only"].find("failure") is None
     assert cases["test_hop_limit_wrong_only"].find("failure") is not None
+    single = {p.get("name"): p.get("value") for p in cases["test_single_id_plain_assert"].iter("property")}
+    assert ast.literal_eval(single["testbed_checks"]) == [{
+        "id": "T6", "clause": "srl2 patch (one segment list per device); RFC 8986 §4.11", "verdict": "fail",
+        "what": "frames leaked to hs-b2", "expected": "[]", "seen": "['A-bcast']"}]
     props = {p.get("name"): p.get("value") for p in cases["test_hop_limit_wrong_only"].iter("property")}
     got = ast.literal_eval(props["testbed_checks"])
     assert [(c["id"], c["verdict"]) for c in got] == [("H1", "pass"), ("H5", "fail"), ("H3", "pass"),
                                                       ("H5", "fail")]
+
+
+def test_a_plain_assert_of_a_single_id_case_becomes_its_failed_check():
+    from testbed.pytest_checks import check_of_assert
+
+    c = check_of_assert("T6", AssertionError("frames leaked to hs-b2\nassert ['A-bcast'] == []\n  extra"))
+    assert c.line() == "T6 [srl2 patch (one segment list per device); RFC 8986 §4.11] frames leaked to hs-b2: " \
+        "expected [], seen ['A-bcast']"
+    c = check_of_assert("L4", AssertionError("frames went back to the old path"))
+    assert (c.expected, c.seen) == ("the assertion to hold", "it did not")
