@@ -597,9 +597,9 @@ def test_a_burst_arrives_complete_in_order_and_counted(lab, capture, checks):
     want_rx = {"rx_packets": len(came), "rx_bytes": sum(len(d) - 14 - outer for d in came)}
 
     got_tx = counters_reach(lab_, "rt-1", "srl2-0", tx0, want_tx)
-    checks.equal("N7", f"rt-1 srl2-0 counters after the burst (by the {len(sent)} SRv6 packets it sent, "
-                       "bytes of the frames they carry)", want_tx, got_tx)
+    checks.equal("N7", "rt-1 srl2-0 counters after the burst, by the SRv6 packets it sent (tx_bytes: the frames "
+                       "they carry)", want_tx, got_tx)
     got_rx = counters_reach(lab_, "rt-2", "srl2-0", rx0, want_rx)
     if got_rx != want_rx:
-        checks.note("T7", f"rt-2 srl2-0 (End.DT2U's l2dev) rx counters after the burst (by the {len(came)} "
-                          "SRv6 packets its SID received)", got_rx, want_rx)
+        checks.note("T7", "rt-2 srl2-0 (End.DT2U's l2dev) rx counters after the burst, by the SRv6 packets its "
+                          "SID received", got_rx, want_rx)
