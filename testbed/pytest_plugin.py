@@ -1,26 +1,36 @@
 """pytest plugin of srl2 testbed (registered by the top-level conftest.py).
 
 - options: --datapath ref|kernel|both|auto, --spec linux|rfc8986, --ktap FILE,
-  --catalogue, --results DIR, --ref-fault NAME;
+  --catalogue, --results DIR, --record FILE, --ref-fault NAME;
 - markers: conformance(*IDS), kernel_only(reason), needs(*features);
 - fixtures: `datapath` (parametrised by --datapath, skipping with the
   probe's reason where a datapath lacks what the case needs), `lab` (labs
   from topologies/ or inline YAML on that datapath, unique names, removed
   on pass, fail and Ctrl-C), `capture` (armed captures whose pcaps are kept
   when the case fails), `make_lab` (for tests of the engine itself);
-- reports: KTAP (one line per case, like a kselftest) and the catalogue
-  table (pass/fail/skip per ID and datapath).
+- the record of the run (testbed/results/record.py), one JSON line per case
+  as it ends; KTAP and the catalogue table (per ID and datapath) are
+  derived from it; inside `testbed vm`, a boot after a kernel crash resumes
+  the run (testbed/results/resume.py).
 """
 from __future__ import annotations
 
 import os
 import re
+import socket
+import sys
 import uuid
-from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime, timezone
 
 import pytest
 
-from testbed.catalogue import AREAS, CATALOGUE
+from testbed.catalogue import CATALOGUE
+from testbed.results import ktap as ktap_report
+from testbed.results import resume
+from testbed.results.collect import CaseCollector
+from testbed.results.record import Crash, Header, Record, RecordError, RecordWriter, read
+from testbed.results.verdicts import catalogue_table
 
 DATAPATH_CHOICES = ("auto", "kernel", "ref", "both")
 SPECS = ("linux", "rfc8986")
@@ -41,6 +51,9 @@ def pytest_addoption(parser) -> None:
                     help="print the conformance catalogue with pass/fail/skip per ID and datapath")
     group.addoption("--results", metavar="DIR", default="test-results",
                     help="where pcaps of failing cases are kept (default test-results/)")
+    group.addoption("--record", metavar="FILE",
+                    help="write the record of the run (JSON lines, one per case as it ends) to FILE; "
+                         f"default ${resume.ENV_OUT}/{resume.RECORD_FILE} inside `testbed vm`, else none")
     group.addoption("--ref-fault", action="append", default=[], metavar="NAME",
                     help="run the reference datapath deliberately broken (tests of the suite itself): "
                          "sid_travel_order, copy_inner_hoplimit, no_loop_check, no_decap_sl_check")
@@ -94,6 +107,52 @@ def pytest_collection_modifyitems(config, items) -> None:
             unknown = [i for i in mark.args if i not in CATALOGUE]
             if unknown:
                 raise pytest.UsageError(f"{item.nodeid}: unknown catalogue IDs {unknown}")
+    _resume(config, items)
+
+
+# ---- the record of the run, resumed after a kernel crash -----------------
+
+
+def record_path(config) -> str | None:
+    """--record, else $TESTBED_VM_OUT/record.jsonl inside `testbed vm`, else None."""
+    path = config.getoption("record")
+    if not path and os.environ.get(resume.ENV_OUT):
+        path = os.path.join(os.environ[resume.ENV_OUT], resume.RECORD_FILE)
+    return path or None
+
+
+def _resume(config, items) -> None:
+    """On boot 2, 3, ... of `testbed vm` (also in each xdist worker): drop
+    the cases the record already has; a case charged with a crash (in
+    crashes.jsonl) is kept, to be reported as crashed without running."""
+    path = record_path(config)
+    if resume.boot_number() <= 1 or not path:
+        return
+    try:
+        done = {c.nodeid for c in read(path).cases} if os.path.exists(path) else set()
+    except RecordError as e:
+        raise pytest.UsageError(f"cannot resume: {e}") from None
+    out = os.environ.get(resume.ENV_OUT) or os.path.dirname(os.path.abspath(path))
+    crashed = resume.crashed_cases(resume.read_crashes(os.path.join(out, resume.CRASHES_FILE)))
+    keep, drop = [], []
+    for item in items:
+        if item.nodeid in done:
+            drop.append(item)
+            continue
+        if item.nodeid in crashed:
+            item._testbed_crash = crashed[item.nodeid]
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def crash_message(crash: Crash) -> str:
+    """The failure text of a case charged with a kernel crash."""
+    lines = [f"kernel {crash.kind} while this case ran (boot {crash.boot}): {crash.title}", crash.rip]
+    if crash.trace:
+        lines += ["Call Trace:", *[f"  {t}" for t in crash.trace]]
+    return "\n".join(x for x in lines if x)
 
 
 @pytest.fixture
@@ -149,9 +208,22 @@ def _make_labs(request, datapath: str | None):
             topo = source
         lab = Lab.up(topo, name=name or unique_lab_name(), datapath=datapath)
         labs.append(lab)
+        _note_lab(request.node, lab.name, source, topo)
         return lab
 
     return make, labs
+
+
+def _note_lab(item, name: str, source, topo) -> None:
+    """The lab's picture travels with the case, for the report of a failure."""
+    from testbed.render.ascii import picture
+
+    src = "<inline YAML>" if isinstance(source, str) and "\n" in source else str(getattr(source, "name", source))
+    try:
+        pic = picture(topo)
+    except Exception as e:  # a picture is a nicety: never fail a case over it
+        pic = f"(no picture: {e})"
+    item.user_properties.append(("testbed_lab", {"name": name, "source": src, "picture": pic}))
 
 
 @pytest.fixture
@@ -230,12 +302,45 @@ def pytest_runtest_protocol(item, nextitem):
         kmsg_marker(case_marker("END", item.nodeid))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    """A case charged with a kernel crash on an earlier boot fails here,
+    without running, with the kernel's lines; inside a VM, the kernel log
+    is read from here to the end of the case's teardown."""
+    crash = getattr(item, "_testbed_crash", None)
+    if crash is not None:
+        item.user_properties.append(("testbed_crash", asdict(crash)))
+        pytest.fail(crash_message(crash), pytrace=False)
+    if os.environ.get("TESTBED_VM") == "1":
+        from testbed.kmsg import KernelLog
+
+        item._testbed_kmsg = KernelLog()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Kernel problems logged while the case ran (inside a VM, where the log
+    is the guest's: under -n the other worker's case shares it)."""
+    try:
+        return (yield)
+    finally:
+        log = getattr(item, "_testbed_kmsg", None)
+        if log is not None:
+            from testbed.kmsg import problem
+
+            found = [{"kind": problem(m), "line": m} for m in log.messages() if problem(m)]
+            log.close()
+            if found:
+                item.user_properties.append(("testbed_kernel_problems", found))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.when == "setup":
-        _tag(item)
+        _tag(item, rep)
     if rep.failed and rep.when == "call":
         caps = getattr(item, "_testbed_captures", [])
         if caps:
@@ -243,101 +348,82 @@ def pytest_runtest_makereport(item, call):
             outdir = os.path.join(item.config.getoption("results"), "pcaps", safe)
             paths = [cap.write_pcap(os.path.join(outdir, f"{label}.pcap")) for label, cap in caps]
             rep.sections.append(("pcaps of this failure", "\n".join(paths)))
+            entry = ("testbed_pcaps", [os.path.abspath(p) for p in paths])
+            item.user_properties.append(entry)
+            rep.user_properties.append(entry)
 
 
-def _tag(item) -> None:
+def _tag(item, rep) -> None:
     """Carry catalogue IDs and datapath to the controller (also under xdist)."""
+    if any(k in ("conformance", "datapath") for k, _ in item.user_properties):
+        return
     ids = [i for m in item.iter_markers("conformance") for i in m.args]
-    if ids and not any(k == "conformance" for k, _ in item.user_properties):
-        item.user_properties.append(("conformance", ",".join(ids)))
-        callspec = getattr(item, "callspec", None)
-        dp = callspec.params.get("datapath") if callspec else None
-        item.user_properties.append(("datapath", dp or "-"))
+    callspec = getattr(item, "callspec", None)
+    dp = callspec.params.get("datapath") if callspec else None
+    tags = ([("conformance", ",".join(ids))] if ids else []) + ([("datapath", dp)] if dp or ids else [])
+    tags = [(k, v or "-") for k, v in tags]
+    item.user_properties += tags
+    rep.user_properties += tags  # the setup report is made: it carries them too
 
 
-# ---- KTAP and the catalogue ---------------------------------------------
+# ---- the record, KTAP and the catalogue ----------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Reporter:
-    """Collects one outcome per case on the controller; writes KTAP and the
-    catalogue table at the end."""
+    """On the controller: folds each case's reports into a record line,
+    written as the case ends (when a record is kept); at the end, KTAP and
+    the catalogue of the whole run (all boots) come from the record."""
 
     def __init__(self, config):
         self.config = config
-        self.cases: dict[str, dict] = {}  # nodeid -> {"outcome", "reason", "ids", "datapath"}
+        self.path = record_path(config)
+        self.boot = resume.boot_number()
+        self.collector = CaseCollector(self.boot)
+        self.header: Header | None = None
+        self.writer: RecordWriter | None = None
+        self.cases = []
+        self.record: Record | None = None
+
+    def pytest_sessionstart(self, session) -> None:
+        config = self.config
+        self.header = Header(
+            boot=self.boot, release=os.uname().release,
+            machine="guest" if os.environ.get("TESTBED_VM") == "1" else "host",
+            hostname=socket.gethostname(), datapath=config.getoption("datapath"),
+            datapaths=selected_datapaths(config), spec=config.getoption("spec"),
+            started=_now(), argv=list(sys.argv[1:]))
+        if self.path:
+            self.writer = RecordWriter(self.path, self.header, resume=self.boot > 1)
 
     def pytest_runtest_logreport(self, report) -> None:
-        case = self.cases.setdefault(report.nodeid, {"outcome": "passed", "reason": "", "ids": [],
-                                                     "datapath": "-"})
-        props = dict(report.user_properties)
-        if "conformance" in props:
-            case["ids"] = props["conformance"].split(",")
-            case["datapath"] = props.get("datapath", "-")
-        if report.skipped and case["outcome"] == "passed":
-            case["outcome"] = "skipped"
-            longrepr = report.longrepr
-            case["reason"] = longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else ""
-        elif report.failed:
-            case["outcome"] = "failed"
+        case = self.collector.add(report)
+        if case is None:
+            return
+        self.cases.append(case)
+        if self.writer:
+            self.writer.write(case)
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if self.writer:
+            self.writer.close()
+            self.record = read(self.path)  # the whole run, earlier boots included
+        else:
+            self.record = Record(headers=[self.header] if self.header else [], cases=self.cases)
         path = self.config.getoption("ktap")
         if path:
             with open(path, "w") as f:
-                f.write(ktap(self.cases))
+                f.write(ktap_report.ktap(self.record))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        record = self.record or Record(cases=self.cases)
         if self.config.getoption("catalogue"):
             terminalreporter.write_sep("=", "conformance catalogue")
-            for line in catalogue_table(self.cases):
+            for line in catalogue_table(record.cases):
                 terminalreporter.write_line(line)
-
-
-def ktap(cases: dict[str, dict]) -> str:
-    """KTAP version 1: `ok N name`, `not ok N name`, `ok N name # SKIP reason`."""
-    lines = ["KTAP version 1", f"1..{len(cases)}"]
-    for n, (nodeid, case) in enumerate(cases.items(), 1):
-        name = re.sub(r"\s+", "_", nodeid)
-        if case["outcome"] == "failed":
-            lines.append(f"not ok {n} {name}")
-        elif case["outcome"] == "skipped":
-            reason = " ".join(case["reason"].split())
-            lines.append(f"ok {n} {name} # SKIP {reason}")
-        else:
-            lines.append(f"ok {n} {name}")
-    return "\n".join(lines) + "\n"
-
-
-def catalogue_table(cases: dict[str, dict]) -> list[str]:
-    """One row per catalogue ID, one column per datapath: PASS if every case
-    for it passed, FAIL if any failed, SKIP if all skipped, '-' if none ran."""
-    by: dict[tuple[str, str], list[str]] = defaultdict(list)
-    dps: list[str] = []
-    for case in cases.values():
-        for cid in case["ids"]:
-            by[(cid, case["datapath"])].append(case["outcome"])
-        if case["ids"] and case["datapath"] not in dps:
-            dps.append(case["datapath"])
-    dps = sorted(dps) or ["-"]
-    rows = [["ID", *dps, "behaviour"]]
-    for cid, title in CATALOGUE.items():
-        cells = []
-        for dp in dps:
-            outcomes = by.get((cid, dp), [])
-            if not outcomes:
-                cells.append("-")
-            elif "failed" in outcomes:
-                cells.append("FAIL")
-            elif all(o == "skipped" for o in outcomes):
-                cells.append("SKIP")
-            else:
-                cells.append("PASS" if "skipped" not in outcomes else "PASS*")
-        rows.append([cid, *cells, title])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    out = []
-    for r in rows:
-        if r[0] != "ID" and r[0][1:] == "1":
-            out.append(f"{r[0][0]}: {AREAS[r[0][0]]}")
-        out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
-    out.append("  PASS* = some cases for this ID were skipped on this datapath")
-    return out
+        if self.path:
+            terminalreporter.write_line(f"testbed: record of the run in {self.path} "
+                                        f"({len(record.cases)} cases; `testbed report {self.path}`)")
