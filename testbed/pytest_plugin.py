@@ -32,6 +32,7 @@ from testbed.results.collect import CaseCollector
 from testbed.results.record import Crash, Header, Record, RecordError, RecordWriter, read
 from testbed.results.verdicts import catalogue_table
 
+_RECORD = pytest.StashKey[tuple]()
 DATAPATH_CHOICES = ("auto", "kernel", "ref", "both")
 SPECS = ("linux", "rfc8986")
 ENV_FAULTS = "TESTBED_REF_FAULTS"
@@ -69,6 +70,7 @@ def pytest_configure(config) -> None:
         os.environ[ENV_FAULTS] = ",".join(config.getoption("ref_fault"))
     if config.getoption("spec") == "rfc8986":
         os.environ[ENV_ICMP] = "1"
+    config.stash[_RECORD] = _choose_record(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Reporter(config), "testbed-reporter")
 
@@ -113,20 +115,34 @@ def pytest_collection_modifyitems(config, items) -> None:
 # ---- the record of the run, resumed after a kernel crash -----------------
 
 
-def record_path(config) -> str | None:
-    """--record, else $TESTBED_VM_OUT/record.jsonl inside `testbed vm`, else None."""
+ENV_RECORD = "TESTBED_RECORD"          # the record this run writes, for its xdist workers and children
+ENV_RECORD_RESUME = "TESTBED_RECORD_RESUME"
+
+
+def _choose_record(config) -> tuple[str | None, bool]:
+    """(record path, resuming?) of this run: --record, else
+    $TESTBED_VM_OUT/record.jsonl inside `testbed vm`, else none.  A pytest
+    started by a case of an outer run that keeps a record (tests of the
+    suite, inside a VM) neither takes the default nor resumes: it would
+    clobber the outer record.  xdist workers take their controller's choice."""
+    if hasattr(config, "workerinput"):
+        return os.environ.get(ENV_RECORD) or None, os.environ.get(ENV_RECORD_RESUME) == "1"
+    nested = bool(os.environ.get(ENV_RECORD))
     path = config.getoption("record")
-    if not path and os.environ.get(resume.ENV_OUT):
+    if not path and not nested and os.environ.get(resume.ENV_OUT):
         path = os.path.join(os.environ[resume.ENV_OUT], resume.RECORD_FILE)
-    return path or None
+    resuming = bool(path) and not nested and resume.boot_number() > 1
+    os.environ[ENV_RECORD] = os.path.abspath(path) if path else ""
+    os.environ[ENV_RECORD_RESUME] = "1" if resuming else ""
+    return path or None, resuming
 
 
 def _resume(config, items) -> None:
     """On boot 2, 3, ... of `testbed vm` (also in each xdist worker): drop
     the cases the record already has; a case charged with a crash (in
     crashes.jsonl) is kept, to be reported as crashed without running."""
-    path = record_path(config)
-    if resume.boot_number() <= 1 or not path:
+    path, resuming = config.stash[_RECORD]
+    if not resuming:
         return
     try:
         done = {c.nodeid for c in read(path).cases} if os.path.exists(path) else set()
@@ -380,7 +396,7 @@ class Reporter:
 
     def __init__(self, config):
         self.config = config
-        self.path = record_path(config)
+        self.path, self.resuming = config.stash[_RECORD]
         self.boot = resume.boot_number()
         self.collector = CaseCollector(self.boot)
         self.header: Header | None = None
@@ -397,7 +413,7 @@ class Reporter:
             datapaths=selected_datapaths(config), spec=config.getoption("spec"),
             started=_now(), argv=list(sys.argv[1:]))
         if self.path:
-            self.writer = RecordWriter(self.path, self.header, resume=self.boot > 1)
+            self.writer = RecordWriter(self.path, self.header, resume=self.resuming)
 
     def pytest_runtest_logreport(self, report) -> None:
         case = self.collector.add(report)

@@ -58,7 +58,7 @@ def test_boot_2_resumes_the_run(tmp_path, workers):
     out, ran = tmp_path / "out", tmp_path / "ran"
     out.mkdir()
     ran.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESTBED_VM")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBED_VM", "TESTBED_RECORD"))}
     env.update(RAN_DIR=str(ran), TESTBED_VM_OUT=str(out), PYTHONPATH=ROOT)
     collected = subprocess.run(pytest_cmd(suite, "--collect-only", "-q"), cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=120)
@@ -109,10 +109,26 @@ def test_boot_1_starts_a_new_record(tmp_path):
     out.mkdir()
     ran.mkdir()
     (out / "record.jsonl").write_text('{"type": "case", "nodeid": "from an older run", "outcome": "passed"}\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESTBED_VM")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBED_VM", "TESTBED_RECORD"))}
     env.update(RAN_DIR=str(ran), TESTBED_VM_OUT=str(out), TESTBED_VM_BOOT="1", PYTHONPATH=ROOT)
     p = subprocess.run(pytest_cmd(suite), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1, p.stdout + p.stderr
     assert sorted(os.listdir(ran)) == ["crash", "done", "other", "rest"]
     rec = read(str(out / "record.jsonl"))
     assert len(rec.headers) == 1 and [c.outcome for c in rec.cases] == ["passed"] * 3 + ["failed"]
+
+
+def test_a_pytest_run_by_a_case_of_a_recorded_run_keeps_its_hands_off_the_record(tmp_path):
+    """Inside a VM, a test of the suite that runs pytest (this file does)
+    must not take the VM's default record, nor resume from it."""
+    suite = tmp_path / "test_resumed.py"
+    suite.write_text(SUITE)
+    out, ran = tmp_path / "out", tmp_path / "ran"
+    out.mkdir()
+    ran.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBED_VM", "TESTBED_RECORD"))}
+    env.update(RAN_DIR=str(ran), TESTBED_VM_OUT=str(out), TESTBED_VM_BOOT="2", PYTHONPATH=ROOT,
+               TESTBED_RECORD=str(out / "record.jsonl"))  # what the outer run (the VM's pytest) set
+    p = subprocess.run(pytest_cmd(suite), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert sorted(os.listdir(ran)) == ["crash", "done", "other", "rest"] and not os.listdir(out)

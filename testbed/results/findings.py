@@ -75,8 +75,8 @@ def findings_of(case: Case) -> list[Finding]:
     joined = ",".join(ids) or "-"
     if case.outcome == "crashed" and case.crash:
         crash = case.crash
-        out.append(Finding("crash", joined, _case_clause(ids),
-                           f"kernel {crash.kind} while the case ran: {crash.title}".strip(),
+        what = crash.title if crash.kind and crash.kind in crash.title else f"kernel {crash.kind}: {crash.title}"
+        out.append(Finding("crash", joined, _case_clause(ids), what.strip(),
                            "", "", case.nodeid, case.datapath))
     elif case.outcome == "error":
         out.append(Finding("error", joined, _case_clause(ids),

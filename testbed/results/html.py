@@ -13,7 +13,7 @@ from html import escape
 
 from testbed import catalogue
 from testbed.results.findings import SECTIONS as FINDING_TITLES
-from testbed.results.findings import findings, run_line, summary_line
+from testbed.results.findings import findings
 from testbed.results.record import Case, Record
 from testbed.results.verdicts import catalogue_ids, cells, id_verdicts, title
 
@@ -28,11 +28,13 @@ th { background: #f4f4f4; } tr.area td { background: #fafafa; font-weight: 600; 
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .6em; overflow-x: auto; font-size: 13px; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 13px; }
 .v { font-weight: 700; font-size: 12px; padding: .15em .5em; border-radius: 3px; white-space: nowrap; }
-.PASS { background: #e3f4e1; color: #1d6b1d; } .FAIL, .failed { background: #fbe1e1; color: #a11; }
-.CRASH, .crashed { background: #5b1010; color: #fff; } .ERROR, .error { background: #fde9cf; color: #8a4b00; }
-.NOTE { background: #e1ecfb; color: #124a9a; } .SKIP, .skipped { background: #eee; color: #666; }
-.passed { background: #e3f4e1; color: #1d6b1d; } .none { color: #bbb; }
-.counts span { margin-right: .6em; }
+.v.PASS, .v.passed { background: #e3f4e1; color: #1d6b1d; } .v.FAIL, .v.failed { background: #fbe1e1; color: #a11; }
+.v.CRASH, .v.crashed { background: #5b1010; color: #fff; } .v.ERROR, .v.error { background: #fde9cf; color: #8a4b00; }
+.v.NOTE { background: #e1ecfb; color: #124a9a; } .v.SKIP, .v.skipped { background: #eee; color: #666; }
+.none { color: #bbb; }
+.counts .v { margin-right: .4em; font-size: 13px; }
+table.facts th, table.facts td { border: 0; padding: .05em .8em .05em 0; background: none; font-weight: normal; }
+table.facts th { color: #666; }
 article { border: 1px solid #ddd; border-left: 5px solid #c33; padding: .8em 1em; margin: 1em 0; }
 article.crashed { border-left-color: #5b1010; } article.error { border-left-color: #d98a00; }
 mark { background: #ffd2d2; padding: 0 1px; } mark.exp { background: #d6f0d6; }
@@ -145,7 +147,7 @@ def _case_article(case: Case, n: int, base: str) -> str:
         parts.append(f"<details{' open' if not case.checks else ''}><summary>failure message</summary>"
                      f"<pre>{escape(case.message)}</pre></details>")
     if case.kernel_problems:
-        lines = "\n".join(f"{p.get('kind', '?')}: {p.get('line', '')}" for p in case.kernel_problems)
+        lines = "\n".join(str(p.get("line", "")) for p in case.kernel_problems)
         parts.append(f"<p><b>kernel problems while it ran</b></p><pre>{escape(lines)}</pre>")
     for lab in case.labs:
         if lab.get("picture"):
@@ -164,20 +166,31 @@ def _plain_list(cases: list[Case], reason: bool) -> str:
     return f"<table>{rows}</table>"
 
 
+def _facts(record: Record) -> str:
+    """What the run ran on, as a small table under the title."""
+    h = record.header
+    where = "a testbed vm guest" if h.machine == "guest" else f"host {h.hostname}".strip()
+    facts = [("kernel", h.release or "?"), ("datapath", ", ".join(record.datapaths() or h.datapaths) or h.datapath),
+             ("expectations", f"--spec {h.spec}"), ("ran in", where), ("started", h.started or "?"),
+             ("boots", str(record.boots)), ("record", record.path)]
+    rows = "".join(f"<tr><th>{escape(k)}</th><td class=mono>{escape(v)}</td></tr>" for k, v in facts if v)
+    return f'<table class="facts">{rows}</table>'
+
+
 def page(record: Record, base: str = ".") -> str:
     """The page; `base` is the directory it will be written to (pcap links are relative to it)."""
     h = record.header
     bad = [c for c in record.cases if c.bad]
     bad.sort(key=lambda c: ("crashed", "failed", "error").index(c.outcome))
     anchors = {c.nodeid: n for n, c in enumerate(bad, 1)}
-    counts = "".join(f'<span>{_v(o)} {n}</span>' for o, n in record.counts().items() if n)
+    counts = "".join(f'<span class="v {o}">{n} {o}</span>' for o, n in record.counts().items() if n)
     skipped = [c for c in record.cases if c.outcome == "skipped"]
     passed = [c for c in record.cases if c.outcome == "passed"]
     kinds = sorted({f.kind for f in findings(record)}, key=list(FINDING_TITLES).index)
     body = [
         f"<h1>srl2 conformance: kernel {escape(h.release or '?')}</h1>",
-        f'<p class="meta">{escape(run_line(record))}</p>',
-        f'<p class="counts">{escape(summary_line(record))}<br>{counts}</p>',
+        _facts(record),
+        f'<p class="counts">{len(record.cases)} cases: {counts}</p>',
         '<nav><a href="#findings">findings</a><a href="#catalogue">catalogue</a>'
         '<a href="#failures">failures</a><a href="#skipped">skipped</a><a href="#passed">passed</a></nav>',
         f'<h2 id="findings">Findings</h2>',
