@@ -5,7 +5,6 @@ comparison of two runs and the choice of crashed cases on resume."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -109,7 +108,8 @@ def test_ktap_has_not_ok_for_failed_crashed_error_and_diagnostics_before_the_res
         ["not", "ok"], ["not", "ok"], ["ok", "3"], ["ok", "4"], ["not", "ok"], ["not", "ok"], ["ok", "7"]]
     assert re.fullmatch(r"ok 3 \S+ # SKIP kernel-only: the reference datapath has no srl2 link kind", results[2])
     i = lines.index(results[0])
-    assert lines[i - 1] == f"# H5 [{H5_CLAUSE}] outer hop limit of a frame carrying IPv6 hop limit 1: expected 64, seen 1"
+    assert lines[i - 1] == (f"# H5 [{H5_CLAUSE}] outer hop limit of a frame carrying IPv6 hop limit 1: "
+                            "expected 64, seen 1")
     j = lines.index(results[1])
     assert lines[j - 2:j] == ["# kernel BUG: kernel BUG at net/core/skbuff.c:209!",
                               "# RIP: 0010:skb_panic+0x4c/0x50"]

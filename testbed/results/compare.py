@@ -118,8 +118,11 @@ def compare(baseline: Record, new: Record) -> Comparison:
             out.new_crashes.append(Change(key, case.nodeid, ",".join(case.all_ids()),
                                           old.outcome if old else "-", "crashed", finding_line(case, CASE_LEVEL)))
             continue
-        vb = unit_verdicts(old) if old else {}
-        va = unit_verdicts(case)
+        if old is None:
+            out.newly_failing += [Change(key, case.nodeid, cid, "-", a, finding_line(case, cid))
+                                  for cid, a in unit_verdicts(case).items() if a in BAD]
+            continue
+        vb, va = unit_verdicts(old), unit_verdicts(case)
         for cid in dict.fromkeys([*vb, *va]):
             b, a = vb.get(cid, "-"), va.get(cid, "-")
             if a in BAD and b not in BAD:

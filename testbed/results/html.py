@@ -193,7 +193,7 @@ def page(record: Record, base: str = ".") -> str:
         f'<p class="counts">{len(record.cases)} cases: {counts}</p>',
         '<nav><a href="#findings">findings</a><a href="#catalogue">catalogue</a>'
         '<a href="#failures">failures</a><a href="#skipped">skipped</a><a href="#passed">passed</a></nav>',
-        f'<h2 id="findings">Findings</h2>',
+        '<h2 id="findings">Findings</h2>',
         f"<p class=muted>{escape(', '.join(FINDING_TITLES[k] for k in kinds))}</p>" if kinds else "",
         _findings_table(record, anchors),
         '<h2 id="catalogue">Catalogue</h2>', _catalogue_table(record),

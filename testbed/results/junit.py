@@ -19,7 +19,6 @@ from testbed.results.findings import findings_of, first_line
 from testbed.results.record import Case, Record
 from testbed.results.verdicts import id_verdicts
 
-
 # characters XML 1.0 does not allow, which kernel lines may hold
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -91,12 +90,13 @@ def junit(record: Record) -> str:
     """The whole JUnit document, one <testsuite> holding every case."""
     counts = record.counts()
     h = record.header
-    attrs = dict(name="srl2-testbed", tests=str(len(record.cases)),
-                 failures=str(counts["failed"] + counts["crashed"]), errors=str(counts["error"]),
-                 skipped=str(counts["skipped"]), time=f"{sum(c.duration for c in record.cases):.3f}",
-                 timestamp=h.started.removesuffix("Z"), hostname=h.hostname or socket.gethostname())
+    attrs: dict[str, str] = dict(
+        name="srl2-testbed", tests=str(len(record.cases)),
+        failures=str(counts["failed"] + counts["crashed"]), errors=str(counts["error"]),
+        skipped=str(counts["skipped"]), time=f"{sum(c.duration for c in record.cases):.3f}",
+        timestamp=h.started.removesuffix("Z"), hostname=h.hostname or socket.gethostname())
     root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite", **attrs)
+    suite = ET.SubElement(root, "testsuite", attrs)
     props = ET.SubElement(suite, "properties")
     for key, value in (("kernel_release", h.release), ("datapath", ",".join(record.datapaths()) or h.datapath),
                        ("spec", h.spec), ("machine", h.machine), ("boots", str(record.boots))):
