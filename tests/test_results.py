@@ -78,6 +78,13 @@ def test_catalogue_table_per_id():
         assert re.search(rf"^\s+{cid}\s+{re.escape(cell)}\s", table, re.M), (cid, table)
 
 
+def test_a_case_on_no_datapath_counts_in_every_column():
+    cases = sample().cases + [Case("cases/test_sid_order.py::test_loader", "passed", ["S1"], "-")]
+    table = catalogue_table(cases)
+    assert table[0].split() == ["ID", "kernel", "behaviour"]
+    assert any(re.match(r"^\s+S1\s+PASS\s", line) for line in table)
+
+
 # ---- findings text ------------------------------------------------------------
 
 

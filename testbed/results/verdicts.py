@@ -50,14 +50,15 @@ def worst(verdicts: list[str]) -> str:
 
 def cells(cases: list[Case]) -> tuple[list[str], dict[tuple[str, str], str]]:
     """The datapaths (columns) and the cell of every (ID, datapath) that ran:
-    the worst verdict of its cases; PASS* where some of them were skipped."""
+    the worst verdict of its cases; PASS* where some of them were skipped.
+    A case that runs on no datapath (the topology loader's) counts in every
+    column."""
     by: dict[tuple[str, str], list[str]] = defaultdict(list)
-    dps: list[str] = []
+    dps = sorted({c.datapath for c in cases if c.datapath != "-" and c.all_ids()}) or ["-"]
     for case in cases:
         for cid, verdict in id_verdicts(case).items():
-            by[(cid, case.datapath)].append(verdict)
-            if case.datapath not in dps:
-                dps.append(case.datapath)
+            for dp in (dps if case.datapath == "-" else [case.datapath]):
+                by[(cid, dp)].append(verdict)
     out = {}
     for key, verdicts in by.items():
         ran = [v for v in verdicts if v != SKIP]
@@ -66,7 +67,7 @@ def cells(cases: list[Case]) -> tuple[list[str], dict[tuple[str, str], str]]:
         else:
             cell = worst(ran)
             out[key] = cell + "*" if cell == PASS and len(ran) < len(verdicts) else cell
-    return sorted(dps) or ["-"], out
+    return dps, out
 
 
 def catalogue_ids(cases: list[Case]) -> list[str]:
