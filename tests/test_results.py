@@ -100,8 +100,19 @@ def test_findings_text_puts_crashes_first_and_names_id_clause_expected_seen_case
     assert f"kernel: {RELEASE} (kernel datapath)" in text
     assert "N4 could not check: testbed.errors.LabError: srl2 srl2-9: mtu greater" in flat
     assert "L1 tx_dropped of srl2-0: expected 1, seen 0" in flat and "L1 L1" not in flat
+    assert "logged: WARNING: WARNING: CPU: 1 PID: 7 at net/ipv6/seg6.c:1 x" in text
     assert "H1" not in text.split("Deviations")[1].split("Cases that")[0].replace("H1,", "")  # H1 passed
     assert all(len(line) <= 72 for line in text.splitlines() if "case: " not in line), text
+
+
+def test_findings_text_lists_kernel_problems_of_passing_cases_counted():
+    rec = sample()
+    rec.cases[6].kernel_problems = [{"kind": "dead loop", "line": "Dead loop on virtual device srl2-1"}] * 3
+    text = findings.text(rec)
+    part = text.split("Kernel problems logged while passing cases ran (1):")[1]
+    assert "cases/test_transparency.py::test_arp[kernel]" in part
+    assert "3x dead loop: Dead loop on virtual device srl2-1" in part
+    assert "WARNING" not in part  # L1 failed: its kernel lines are with its finding, not here
 
 
 # ---- KTAP and JUnit -------------------------------------------------------------
@@ -261,3 +272,12 @@ def test_cli_report_and_compare(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.jsonl")]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"testbed: error: {tmp_path / 'nope.jsonl'}: no such record"
+
+
+def test_fields_of_a_plain_failure_message_for_the_html_diff():
+    msg = ("AssertionError: D1 differ:\n    x:D1fl0-ipv6: IPv6.tc: expected 0, got 32; IPv6.hlim: expected 64, got 1\n"
+           "assert not ['x:D1fl0-ipv6: IPv6.tc: expected 0, got 32; IPv6.hlim: expected 64, got 1']")
+    assert html.fields_from_message(msg) == [("IPv6.tc", "0", "32"), ("IPv6.hlim", "64", "1")]
+    rec = sample()
+    rec.cases[5].message = msg
+    assert "<td class=mono>IPv6.tc</td>" in html.page(rec)

@@ -156,8 +156,30 @@ def text(record: Record) -> str:
                                              72, initial_indent="      ", subsequent_indent="        ")
             out.append(f"      case: {f.nodeid}")
             out.append(f"      kernel: {release_of(record, by_case[f.nodeid])} ({f.datapath} datapath)")
+            out += [f"      logged: {line}" for line in kernel_lines(by_case[f.nodeid]) if kind != "note"]
             out.append("")
+    quiet = passed_with_kernel_problems(record)
+    if quiet:
+        out += [f"Kernel problems logged while passing cases ran ({len(quiet)}):", ""]
+        for case in quiet:
+            out += [f"  {case.nodeid}", *[f"      {line}" for line in kernel_lines(case)], ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def kernel_lines(case: Case) -> list[str]:
+    """The kernel problems logged while a case ran, repeats counted:
+    `10x dead loop: Dead loop on virtual device srl2-1, fix it urgently!`."""
+    counted: dict[str, int] = {}
+    for p in case.kernel_problems:
+        line = f"{p.get('kind', '?')}: {p.get('line', '')}"
+        counted[line] = counted.get(line, 0) + 1
+    return [f"{n}x {line}" if n > 1 else line for line, n in counted.items()]
+
+
+def passed_with_kernel_problems(record: Record) -> list[Case]:
+    """Cases that passed although the kernel logged problems while they ran
+    (the case judged them, e.g. L5 expects "Dead loop"): worth a look."""
+    return [c for c in record.cases if not c.bad and c.kernel_problems]
 
 
 def release_of(record: Record, case: Case) -> str:

@@ -13,7 +13,7 @@ from html import escape
 
 from testbed import catalogue
 from testbed.results.findings import SECTIONS as FINDING_TITLES
-from testbed.results.findings import findings
+from testbed.results.findings import findings, kernel_lines, passed_with_kernel_problems
 from testbed.results.record import Case, Record
 from testbed.results.verdicts import catalogue_ids, cells, id_verdicts, title
 
@@ -23,6 +23,7 @@ h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { border-bottom: 2px solid #ddd
 h3 { font-size: 1.05em; margin: 0 0 .4em; font-family: ui-monospace, monospace; word-break: break-all; }
 .meta { color: #555; margin: 0; }
 table { border-collapse: collapse; margin: .5em 0; }
+table.findings td.case { word-break: break-all; min-width: 14em; }
 th, td { border: 1px solid #ddd; padding: .25em .55em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } tr.area td { background: #fafafa; font-weight: 600; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .6em; overflow-x: auto; font-size: 13px; }
@@ -70,6 +71,22 @@ def _anchor(n: int) -> str:
     return f"case-{n}"
 
 
+def _short_nodeid(nodeid: str) -> str:
+    """`cases/test_x.py::test_y[kernel]` -> `test_x.py::test_y[kernel]`: the table stays narrow."""
+    path, sep, rest = nodeid.partition("::")
+    return f"{os.path.basename(path)}{sep}{rest}"
+
+
+def _table(head: list[tuple[str, str]], rows: list[list[str]], cls: str = "") -> str:
+    """A table of (title, cell class) columns and rows of cell HTML, without
+    the columns empty in every row (no clause texts yet, no expected/seen
+    for plain asserts)."""
+    keep = [i for i in range(len(head)) if any(r[i] for r in rows)]
+    out = [f"<table class='{cls}'><tr>" + "".join(f"<th>{head[i][0]}</th>" for i in keep) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td class='{head[i][1]}'>{r[i]}</td>" for i in keep) + "</tr>" for r in rows]
+    return "".join(out) + "</table>"
+
+
 def _findings_table(record: Record, anchors: dict[str, int]) -> str:
     found = findings(record)
     if not found:
@@ -77,14 +94,42 @@ def _findings_table(record: Record, anchors: dict[str, int]) -> str:
     rows = []
     for f in found:
         exp, seen = diff_pair(f.expected, f.seen) if (f.expected or f.seen) else ("", "")
-        link = f'<a href="#{_anchor(anchors[f.nodeid])}">{escape(f.nodeid)}</a>' \
-            if f.nodeid in anchors else escape(f.nodeid)
+        name = escape(_short_nodeid(f.nodeid))
+        link = f'<a href="#{_anchor(anchors[f.nodeid])}" title="{escape(f.nodeid)}">{name}</a>' \
+            if f.nodeid in anchors else name
         word = {"crash": "CRASH", "fail": "FAIL", "error": "ERROR", "note": "NOTE"}[f.kind]
-        rows.append(f"<tr><td>{_v(word)}</td><td><b>{escape(f.id)}</b></td><td>{escape(f.clause)}</td>"
-                    f"<td>{escape(f.what)}</td><td class=mono>{exp}</td><td class=mono>{seen}</td>"
-                    f"<td class=mono>{link}</td></tr>")
-    return ("<table><tr><th></th><th>ID</th><th>clause</th><th>what</th><th>expected</th><th>seen</th>"
-            "<th>case</th></tr>" + "".join(rows) + "</table>")
+        rows.append([_v(word), f"<b>{escape(f.id)}</b>", escape(f.clause), escape(f.what), exp, seen, link])
+    head = [("", ""), ("ID", ""), ("clause", ""), ("what", ""), ("expected", "mono"), ("seen", "mono"),
+            ("case", "mono case")]
+    return _table(head, rows, "findings")
+
+
+_FIELD = re.compile(r"(?P<field>[\w.\-\[\]]+): expected (?P<expected>.+?), (?:got|seen) (?P<seen>[^;]+)")
+
+
+def fields_from_message(message: str) -> list[tuple[str, str, str]]:
+    """(field, expected, seen) from a plain failure message written as
+    `IPv6.hlim: expected 64, got 1` (the packet comparison's words), for a
+    case without per-ID checks; pytest's own `assert ...` lines repeat them
+    and are left out."""
+    out: list[tuple[str, str, str]] = []
+    for line in message.splitlines():
+        if line.lstrip().startswith("assert "):
+            continue
+        for m in _FIELD.finditer(line):
+            field = (m["field"], m["expected"].strip(), m["seen"].strip())
+            if field not in out:
+                out.append(field)
+    return out
+
+
+def _kernel_notes(record: Record) -> str:
+    cases = passed_with_kernel_problems(record)
+    if not cases:
+        return ""
+    items = "".join(f"<li><code>{escape(c.nodeid)}</code><pre>{escape(chr(10).join(kernel_lines(c)))}</pre></li>"
+                    for c in cases)
+    return f"<p><b>Kernel problems logged while passing cases ran</b> (the case judged them)</p><ul>{items}</ul>"
 
 
 def _catalogue_table(record: Record) -> str:
@@ -106,7 +151,7 @@ def _catalogue_table(record: Record) -> str:
 
 def _checks_table(case: Case) -> str:
     if not case.checks:
-        return ""
+        return _message_fields_table(case)
     rows = []
     for c in case.checks:
         exp, seen = str(c.get("expected", "")), str(c.get("seen", ""))
@@ -120,6 +165,17 @@ def _checks_table(case: Case) -> str:
                     f"<td class=mono>{exp}</td><td class=mono>{seen}</td></tr>")
     return ("<table><tr><th></th><th>ID</th><th>clause</th><th>field</th><th>expected</th><th>seen</th></tr>"
             + "".join(rows) + "</table>")
+
+
+def _message_fields_table(case: Case) -> str:
+    fields = fields_from_message(case.message)
+    if not fields:
+        return ""
+    rows = []
+    for name, exp, seen in fields:
+        e, v = diff_pair(exp, seen)
+        rows.append(f"<tr><td class=mono>{escape(name)}</td><td class=mono>{e}</td><td class=mono>{v}</td></tr>")
+    return "<table><tr><th>field</th><th>expected</th><th>seen</th></tr>" + "".join(rows) + "</table>"
 
 
 def _crash_block(case: Case) -> str:
@@ -147,7 +203,7 @@ def _case_article(case: Case, n: int, base: str) -> str:
         parts.append(f"<details{' open' if not case.checks else ''}><summary>failure message</summary>"
                      f"<pre>{escape(case.message)}</pre></details>")
     if case.kernel_problems:
-        lines = "\n".join(str(p.get("line", "")) for p in case.kernel_problems)
+        lines = "\n".join(kernel_lines(case))
         parts.append(f"<p><b>kernel problems while it ran</b></p><pre>{escape(lines)}</pre>")
     for lab in case.labs:
         if lab.get("picture"):
@@ -195,7 +251,7 @@ def page(record: Record, base: str = ".") -> str:
         '<a href="#failures">failures</a><a href="#skipped">skipped</a><a href="#passed">passed</a></nav>',
         '<h2 id="findings">Findings</h2>',
         f"<p class=muted>{escape(', '.join(FINDING_TITLES[k] for k in kinds))}</p>" if kinds else "",
-        _findings_table(record, anchors),
+        _findings_table(record, anchors), _kernel_notes(record),
         '<h2 id="catalogue">Catalogue</h2>', _catalogue_table(record),
         f'<h2 id="failures">Failures ({len(bad)})</h2>',
         *[_case_article(c, anchors[c.nodeid], base) for c in bad],
