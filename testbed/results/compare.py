@@ -174,7 +174,8 @@ def text(cmp: Comparison) -> str:
             out.append(f"{title} ({len(nodeids)}):")
             out += [f"  {n}" for n in nodeids]
             out.append("")
-    verdict = (f"{len(cmp.newly_failing)} newly failing, {len(cmp.new_crashes)} new crashes"
-               if cmp.exit_status() else "nothing newly failing, no new crash")
+    cases = len({c.nodeid for c in cmp.newly_failing})
+    verdict = (f"{len(cmp.newly_failing)} newly failing (ID, case) in {cases} cases, "
+               f"{len(cmp.new_crashes)} new crashes" if cmp.exit_status() else "nothing newly failing, no new crash")
     out.append(f"verdict: {verdict} (exit status {cmp.exit_status()})")
     return "\n".join(out) + "\n"
