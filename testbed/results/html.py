@@ -149,22 +149,32 @@ def _catalogue_table(record: Record) -> str:
             "NOTE = a finding recorded without failing; ERROR = the case could not run its checks.</p>")
 
 
-def _checks_table(case: Case) -> str:
-    if not case.checks:
-        return _message_fields_table(case)
+def _check_rows(checks: list[dict]) -> list[list[str]]:
     rows = []
-    for c in case.checks:
+    for c in checks:
         exp, seen = str(c.get("expected", "")), str(c.get("seen", ""))
         verdict = str(c.get("verdict", "")).upper()
-        if verdict == "FAIL":
-            exp, seen = diff_pair(exp, seen)
-        else:
-            exp, seen = escape(exp), escape(seen)
-        rows.append(f"<tr><td>{_v(verdict)}</td><td><b>{escape(str(c.get('id', '')))}</b></td>"
-                    f"<td>{escape(str(c.get('clause', '')))}</td><td>{escape(str(c.get('what', '')))}</td>"
-                    f"<td class=mono>{exp}</td><td class=mono>{seen}</td></tr>")
-    return ("<table><tr><th></th><th>ID</th><th>clause</th><th>field</th><th>expected</th><th>seen</th></tr>"
-            + "".join(rows) + "</table>")
+        exp, seen = diff_pair(exp, seen) if verdict == "FAIL" else (escape(exp), escape(seen))
+        rows.append([_v(verdict), f"<b>{escape(str(c.get('id', '')))}</b>", escape(str(c.get("clause", ""))),
+                     escape(str(c.get("what", ""))), exp, seen])
+    return rows
+
+
+_CHECK_HEAD = [("", ""), ("ID", ""), ("clause", ""), ("field", ""), ("expected", "mono"), ("seen", "mono")]
+
+
+def _checks_table(case: Case) -> str:
+    """The failed checks and notes field by field, the passing ones folded
+    away (a case may check thirty fields to fail on one)."""
+    if not case.checks:
+        return _message_fields_table(case)
+    shown = [c for c in case.checks if c.get("verdict") != "pass"]
+    passing = [c for c in case.checks if c.get("verdict") == "pass"]
+    out = _table(_CHECK_HEAD, _check_rows(shown), "checks") if shown else ""
+    if passing:
+        out += (f"<details><summary>{len(passing)} passing checks</summary>"
+                f"{_table(_CHECK_HEAD, _check_rows(passing), 'checks')}</details>")
+    return out
 
 
 def _message_fields_table(case: Case) -> str:
@@ -225,7 +235,7 @@ def _plain_list(cases: list[Case], reason: bool) -> str:
 def _facts(record: Record) -> str:
     """What the run ran on, as a small table under the title."""
     h = record.header
-    where = "a testbed vm guest" if h.machine == "guest" else f"host {h.hostname}".strip()
+    where = "a testbed vm guest" if h.machine == "guest" else f"the host ({h.hostname or '?'})"
     facts = [("kernel", h.release or "?"), ("datapath", ", ".join(record.datapaths() or h.datapaths) or h.datapath),
              ("expectations", f"--spec {h.spec}"), ("ran in", where), ("started", h.started or "?"),
              ("boots", str(record.boots)), ("record", record.path)]
