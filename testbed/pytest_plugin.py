@@ -169,15 +169,24 @@ def _make_labs(request, datapath: str | None):
 
 
 def _note_lab(item, name: str, source, topo) -> None:
-    """The lab's picture travels with the case, for the report of a failure."""
+    """Remember the case's labs: a failure's report shows their pictures."""
+    src = "<inline YAML>" if isinstance(source, str) and "\n" in source else str(getattr(source, "name", source))
+    if not hasattr(item, "_testbed_labs"):
+        item._testbed_labs = []
+    item._testbed_labs.append((name, src, topo))
+
+
+def _lab_pictures(item) -> list[dict]:
     from testbed.render.ascii import picture
 
-    src = "<inline YAML>" if isinstance(source, str) and "\n" in source else str(getattr(source, "name", source))
-    try:
-        pic = picture(topo)
-    except Exception as e:  # a picture is a nicety: never fail a case over it
-        pic = f"(no picture: {e})"
-    item.user_properties.append(("testbed_lab", {"name": name, "source": src, "picture": pic}))
+    out = []
+    for name, src, topo in getattr(item, "_testbed_labs", []):
+        try:
+            pic = picture(topo)
+        except Exception as e:  # a picture is a nicety: never fail a report over it
+            pic = f"(no picture: {e})"
+        out.append({"name": name, "source": src, "picture": pic})
+    return out
 
 
 @pytest.fixture
@@ -295,6 +304,10 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when == "setup":
         _tag(item, rep)
+    if rep.failed and rep.when in ("setup", "call") and getattr(item, "_testbed_labs", None):
+        entry = ("testbed_labs", _lab_pictures(item))  # only for failures: pytest's JUnit shows every property
+        item.user_properties.append(entry)
+        rep.user_properties.append(entry)
     if rep.failed and rep.when == "call":
         caps = getattr(item, "_testbed_captures", [])
         if caps:

@@ -8,7 +8,7 @@ the reports, the case's data as `user_properties` entries set in the worker:
     datapath          "kernel"
     testbed_checks    [ {id, clause, verdict, what, expected, seen}, ... ]
     testbed_pcaps     [ path, ... ]        kept captures of a failure
-    testbed_lab       {name, source, picture}, one entry per lab
+    testbed_labs      [ {name, source, picture}, ... ]   the labs of a failure
     testbed_kernel_problems [ {kind, line}, ... ]   (inside a VM)
     testbed_crash     {kind, title, rip, trace, lines, ...}   a crash charged to the case
 """
@@ -79,8 +79,6 @@ class CaseCollector:
         if when != "teardown":
             return None
         del self.open[report.nodeid]
-        if not case.bad:  # the lab's picture is for the pages of failures
-            case.labs = [{k: v for k, v in lab.items() if k != "picture"} for lab in case.labs]
         return case
 
     @staticmethod
@@ -95,9 +93,8 @@ class CaseCollector:
                 case.checks = [dict(c) for c in value]
             elif key == "testbed_pcaps":
                 case.pcaps += [p for p in value if p not in case.pcaps]
-            elif key == "testbed_lab":
-                if value not in case.labs:
-                    case.labs.append(dict(value))
+            elif key == "testbed_labs":
+                case.labs = [dict(lab) for lab in value]
             elif key == "testbed_kernel_problems":
                 case.kernel_problems += [dict(p) for p in value if p not in case.kernel_problems]
             elif key == "testbed_crash":
