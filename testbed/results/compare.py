@@ -174,8 +174,12 @@ def text(cmp: Comparison) -> str:
             out.append(f"{title} ({len(nodeids)}):")
             out += [f"  {n}" for n in nodeids]
             out.append("")
-    cases = len({c.nodeid for c in cmp.newly_failing})
-    verdict = (f"{len(cmp.newly_failing)} newly failing (ID, case) in {cases} cases, "
-               f"{len(cmp.new_crashes)} new crashes" if cmp.exit_status() else "nothing newly failing, no new crash")
+    parts = []
+    if cmp.newly_failing:
+        cases = len({c.nodeid for c in cmp.newly_failing})
+        parts.append(f"{len(cmp.newly_failing)} newly failing ID verdicts in {cases} case{'s' * (cases != 1)}")
+    if cmp.new_crashes:
+        parts.append(f"{len(cmp.new_crashes)} new crash{'es' * (len(cmp.new_crashes) != 1)}")
+    verdict = ", ".join(parts) or "nothing newly failing, no new crash"
     out.append(f"verdict: {verdict} (exit status {cmp.exit_status()})")
     return "\n".join(out) + "\n"
