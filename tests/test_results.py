@@ -281,3 +281,44 @@ def test_fields_of_a_plain_failure_message_for_the_html_diff():
     rec = sample()
     rec.cases[5].message = msg
     assert "<td class=mono>IPv6.tc</td>" in html.page(rec)
+
+
+# ---- folding pytest's reports into a record line -------------------------------------------
+
+
+def report(when, outcome="passed", message="", props=(), duration=0.5):
+    from types import SimpleNamespace
+
+    longrepr = SimpleNamespace(reprcrash=SimpleNamespace(message=message)) if outcome == "failed" else None
+    return SimpleNamespace(nodeid="cases/x.py::t[kernel]", when=when, outcome=outcome, failed=outcome == "failed",
+                           skipped=outcome == "skipped", passed=outcome == "passed", longrepr=longrepr,
+                           user_properties=[list(p) for p in props], duration=duration)  # xdist sends lists
+
+
+@pytest.mark.parametrize("message, checks, outcome", [
+    ("AssertionError: H5 hop limit: expected 64, seen 1", [], "failed"),
+    ("testbed.errors.LabError: srl2 srl2-9: mtu greater than device maximum (EINVAL)", [], "error"),
+    ("testbed.errors.LabError: late", [{"id": "N4", "verdict": "fail"}], "failed"),
+])
+def test_collector_tells_a_failure_from_a_case_that_could_not_check(message, checks, outcome):
+    from testbed.results.collect import CaseCollector
+
+    col = CaseCollector(boot=2)
+    tags = [("conformance", "N4"), ("datapath", "kernel")]
+    assert col.add(report("setup", props=tags)) is None
+    assert col.add(report("call", "failed", message, tags + [("testbed_checks", checks)])) is None
+    case = col.add(report("teardown", props=tags + [("testbed_checks", checks)]))
+    assert (case.outcome, case.ids, case.datapath, case.boot, case.duration) == (outcome, ["N4"], "kernel", 2, 1.5)
+    assert case.message == message and not col.open
+
+
+def test_collector_makes_a_crashed_case_of_a_setup_failure_carrying_a_crash():
+    from dataclasses import asdict
+
+    from testbed.results.collect import CaseCollector
+
+    col = CaseCollector()
+    props = [("conformance", "S3"), ("testbed_crash", asdict(CRASH))]
+    col.add(report("setup", "failed", "Failed: kernel BUG while this case ran", props))
+    case = col.add(report("teardown", props=props))
+    assert case.outcome == "crashed" and case.crash == CRASH and case.ids == ["S3"]

@@ -14,8 +14,13 @@ the reports, the case's data as `user_properties` entries set in the worker:
 """
 from __future__ import annotations
 
+import re
+
 from testbed.results.record import Case, Crash
 
+# Errors of the testbed itself (testbed.errors.LabError, TopologyError, ...):
+# raised inside a case, they mean it never got to check its behaviour.
+HARNESS_ERROR = re.compile(r"^testbed\.[\w.]*(Error|Timeout)\b")
 MAX_MESSAGE_LINES = 40
 MAX_MESSAGE_CHARS = 4000
 
@@ -68,8 +73,10 @@ class CaseCollector:
                 case.outcome = "crashed" if case.crash else "error"
                 case.message = message_of(report)
             elif when == "call":
-                case.outcome = "failed"
                 case.message = message_of(report)
+                failed_checks = any(c.get("verdict") == "fail" for c in case.checks)
+                # the lab could not be built (or the harness broke): nothing was checked
+                case.outcome = "error" if HARNESS_ERROR.match(case.message) and not failed_checks else "failed"
             elif case.outcome in ("passed", "skipped"):  # teardown broke a case that passed
                 case.outcome = "error"
                 case.message = message_of(report)
