@@ -135,7 +135,9 @@ def text(record: Record) -> str:
     """The findings as plain text, wrapped for mail (72 columns where it can)."""
     out = ["srl2 conformance findings", *textwrap.wrap(run_line(record), 72), summary_line(record), ""]
     found = findings(record)
-    if not found:
+    if not record.cases:
+        out.append("No cases in this record.")
+    elif not found:
         out.append("No findings: every case that ran passed.")
     by_case = {c.nodeid: c for c in record.cases}
     for kind in KINDS:
