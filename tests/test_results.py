@@ -322,3 +322,13 @@ def test_collector_makes_a_crashed_case_of_a_setup_failure_carrying_a_crash():
     col.add(report("setup", "failed", "Failed: kernel BUG while this case ran", props))
     case = col.add(report("teardown", props=props))
     assert case.outcome == "crashed" and case.crash == CRASH and case.ids == ["S3"]
+
+
+def test_headline_of_a_plain_failure_keeps_the_fields_and_drops_pytests_explanation():
+    msg = ("AssertionError: captured packet differs from the expected one:\n  IPv6.tc: expected 0, got 184\n"
+           "  IPv6.hlim: expected 64, got 1\nassert [] == ['x']")
+    assert findings.headline(msg) == ("captured packet differs from the expected one: IPv6.tc: expected 0, got 184; "
+                                      "IPv6.hlim: expected 64, got 1")
+    assert findings.headline("AssertionError: 2 segments: list on the wire\nassert [1] == [2]") == \
+        "2 segments: list on the wire"
+    assert findings.headline("testbed.errors.LabError: x: y") == "testbed.errors.LabError: x: y"

@@ -54,13 +54,15 @@ _EXCEPTION = re.compile(r"^(AssertionError|Failed|[A-Z]\w*(Error|Exception)): ")
 
 def headline(message: str) -> str:
     """A failure message in one line: its first line without the exception
-    name; a first line ending in ':' takes the next one with it."""
+    name; a first line ending in ':' takes the lines after it along (a few,
+    not pytest's own `assert ...` explanation)."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     if not lines:
         return ""
     head = _EXCEPTION.sub("", lines[0]) if lines[0].startswith(("AssertionError: ", "Failed: ")) else lines[0]
-    if head.endswith(":") and len(lines) > 1:
-        head = f"{head} {lines[1]}"
+    if head.endswith(":"):  # "differs from the expected one:" and the fields after it, up to pytest's own words
+        rest = [ln for ln in lines[1:5] if not ln.startswith(("assert ", "where ", "+"))]
+        head = f"{head} {'; '.join(rest)}".rstrip()
     return head
 
 
