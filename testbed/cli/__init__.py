@@ -8,7 +8,7 @@ import importlib
 import signal
 import sys
 
-VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "validate", "vm")
+VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "validate", "vm", "report", "compare")
 
 
 class UsageError(Exception):
