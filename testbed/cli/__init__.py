@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "vm")
+VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "vm", "fuzz")
 
 
 class UsageError(Exception):

@@ -1,0 +1,179 @@
+"""The fuzz lab at work: every input journaled and marked in the kernel log
+before it runs, every step journaled before it runs, and the invariants
+checked after each step (docs/fuzz.md "Invariants"):
+
+- the kernel's log shows no problem (testbed.kmsg.problem: WARNING, BUG, ...);
+- the datapath is alive (rtnetlink answers; srl2_ref's process runs);
+- device counters never go down while the device lives;
+- a step returns (a step stuck in the kernel is a hang);
+- after an input's teardown nothing it made is left (interfaces, routes).
+
+A broken invariant raises `Finding`, which the hypothesis machine lets
+through to be shrunk, and the runner records."""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import time
+
+from testbed import kmsg
+from testbed.fuzz.journal import Journal, problem_block, signature
+from testbed.fuzz.steps import Step
+
+TIME_SCALE = float(os.environ.get("TESTBED_TIME_SCALE", "1"))
+STEP_TIMEOUT = 20.0   # seconds a step may take before it counts as a hang (scaled)
+SETTLE = 0.3          # seconds to watch the log after an input for delayed work (scaled)
+
+
+class Finding(Exception):
+    """A broken invariant: kind, one-line title, report lines, and the steps
+    of the input up to the one that broke it."""
+
+    def __init__(self, kind: str, title: str, lines: list[str], steps: list[Step], wedged: bool = False):
+        super().__init__(f"{kind}: {title}")
+        self.kind, self.title, self.lines, self.steps, self.wedged = kind, title, lines, list(steps), wedged
+        self.sig = signature(kind, title, lines)
+
+
+def _marker(event: str, label: str) -> None:
+    """`testbed: START fuzz <id>` / END into the guest's kernel log
+    (INTERFACES §1); only in a `testbed vm` guest."""
+    if os.environ.get("TESTBED_VM") != "1":
+        return
+    start = getattr(kmsg, "start_marker", None)
+    if start is not None:  # the vm branch's API
+        text = start(label) if event == "START" else kmsg.end_marker(label)
+        kmsg.kmsg_marker(text)
+        return
+    try:  # until it lands: the same line, written here
+        fd = os.open("/dev/kmsg", os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"<5>testbed: {event} {label}\n".encode()[:976])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class World:
+    """A target (testbed.fuzz.kernel / .ref) plus journal, markers and checks."""
+
+    def __init__(self, target, journal: Journal, boot: int, watch_kernel: bool,
+                 worker: concurrent.futures.ThreadPoolExecutor):
+        self.target = target
+        self.journal = journal
+        self.boot = boot
+        self.klog = kmsg.KernelLog() if watch_kernel else None
+        self.inputs = 0
+        self.steps_run = 0
+        self.known: set[str] = set()   # findings already recorded: not raised again
+        self.current: str | None = None
+        self.steps: list[Step] = []
+        self.prev: dict = {}
+        self.wedged = False
+        self.worker = worker  # the thread that made the lab: pyroute2's sockets stay with it
+
+    # ---- inputs --------------------------------------------------------
+
+    def begin(self, kind: str = "fuzz", finding: str | None = None) -> str:
+        self.inputs += 1
+        self.current = f"b{self.boot}-{self.inputs}"
+        self.steps = []
+        self.prev = {}
+        self.journal.write(ev="input", id=self.current, kind=kind, finding=finding)
+        _marker("START", f"fuzz {self.current}")
+        return self.current
+
+    def end(self, check: bool = True) -> None:
+        """Tear down what the input made; check for leaks and late problems."""
+        ident, self.current = self.current, None
+        if ident is None:
+            return
+        result, sig = "pass", None
+        try:
+            self._guarded(self.target.cleanup, "teardown")
+            if check and not self.wedged:
+                leaks = self._guarded(self.target.leaks, "leak check")
+                if leaks:
+                    self._raise(Finding("leak", "; ".join(leaks), leaks, self.steps))
+                self._settle()
+        except Finding as f:
+            result, sig = "finding", f.sig
+            raise
+        finally:
+            _marker("END", f"fuzz {ident}")
+            self.journal.write(ev="end", id=ident, result=result, sig=sig)
+
+    def step(self, step: Step) -> str:
+        """Run one step of the current input and check the invariants."""
+        i = len(self.steps)
+        self.steps.append(step)
+        self.journal.write(ev="step", id=self.current, i=i, step=step.to_json())
+        outcome = self._guarded(lambda: self.target.apply(step), str(step))
+        self.steps_run += 1
+        self.journal.write(ev="done", id=self.current, i=i, outcome=outcome)
+        self.check()
+        return outcome
+
+    # ---- invariants ------------------------------------------------------
+
+    def _raise(self, f: Finding) -> None:
+        if f.sig not in self.known or f.wedged:
+            raise f
+
+    def _guarded(self, fn, what: str):
+        """fn() on the world's one worker thread, so that a step stuck in the
+        kernel (a lock never released, a device that never unregisters)
+        becomes a finding.  One thread for the whole run: a process it
+        starts (srl2_ref) gets PR_SET_PDEATHSIG, which fires when the
+        *thread* that started it ends."""
+        future = self.worker.submit(fn)
+        try:
+            return future.result(STEP_TIMEOUT * TIME_SCALE)
+        except concurrent.futures.TimeoutError:
+            self.wedged = True
+            lines = self._problems() or []
+            raise Finding("hang", f"{what} did not return within {STEP_TIMEOUT * TIME_SCALE:.0f} s",
+                          lines, self.steps, wedged=True) from None
+
+    def _problems(self) -> list[str] | None:
+        if self.klog is None:
+            return None
+        block = problem_block(self.klog.messages(), kmsg.problem)
+        return block[2] if block else None
+
+    def check(self) -> None:
+        if self.klog is not None:
+            block = problem_block(self.klog.messages(), kmsg.problem)
+            if block:
+                kind, line, lines = block
+                self._raise(Finding(kind, line, lines, self.steps))
+        dead = self._guarded(self.target.alive, "liveness check")
+        if dead:
+            self.wedged = True
+            self._raise(Finding("dead", dead, [dead], self.steps, wedged=True))
+        now = self._guarded(self.target.counters, "counters")
+        for key, counters in now.items():
+            for name, value in counters.items():
+                before = self.prev.get(key, {}).get(name)
+                if value < 0 or (before is not None and value < before):
+                    self._raise(Finding("counters", f"{key.split('#')[0]} {name} went from {before} to {value}",
+                                        [f"{key} {name}: {before} -> {value}"], self.steps))
+        self.prev = now
+
+    def _settle(self) -> None:
+        """Watch the kernel log a moment for work the input scheduled (MLD
+        reports, timers), so that it is blamed on this input, not the next."""
+        if self.klog is None:
+            return
+        deadline = time.monotonic() + SETTLE * TIME_SCALE
+        while time.monotonic() < deadline:
+            block = problem_block(self.klog.messages(), kmsg.problem)
+            if block:
+                self._raise(Finding(block[0], block[1], block[2], self.steps))
+            time.sleep(0.05)
+
+
+__all__ = ["World", "Finding", "STEP_TIMEOUT", "SETTLE"]
