@@ -27,6 +27,10 @@ class KernelTarget:
 
     def __init__(self, lab):
         self.lab = lab
+        # What the lab has before any step (the kernel adds its own per-netns
+        # devices, e.g. ip6tnl0, sit0, tunl0): kept by cleanup, the leak check's baseline.
+        self.base = {node: {m.get_attr("IFLA_IFNAME") for m in lab.node(node).ipr.get_links()}
+                     for node in BASE_LINKS}
 
     # ---- helpers -------------------------------------------------------
 
@@ -156,7 +160,7 @@ class KernelTarget:
 
     def cleanup(self) -> None:
         """Remove everything steps made (devices, SIDs)."""
-        for node, base in BASE_LINKS.items():
+        for node, base in self.base.items():
             ipr = self.lab.node(node).ipr
             for link in ipr.get_links():
                 if link.get_attr("IFLA_IFNAME") not in base:
@@ -175,7 +179,7 @@ class KernelTarget:
     def leaks(self) -> list[str]:
         """What is left after cleanup() that the lab did not have."""
         out = []
-        for node, base in BASE_LINKS.items():
+        for node, base in self.base.items():
             names = {m.get_attr("IFLA_IFNAME") for m in self.lab.node(node).ipr.get_links()}
             extra = names - base
             if extra:

@@ -120,6 +120,9 @@ class RefTarget(KernelTarget):
     # ---- state and invariants ---------------------------------------------
 
     def counters(self) -> dict[str, dict[str, int]]:
+        for netns, proc in self.dp.procs.items():
+            if proc.poll() is not None:
+                raise DatapathError(f"srl2_ref in {netns} exited with status {proc.returncode}")
         if not self.dp.procs:
             return {}
         return {f"rt/{name}#{self.restarts}": c

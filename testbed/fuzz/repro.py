@@ -72,6 +72,8 @@ def step_commands(step: Step) -> list[str]:
                 opts += f" address {requests.mac_of(a['mac'])}"
             if a.get("mtu") is not None:
                 opts += f" mtu {a['mtu']}"
+            if a.get("up"):
+                opts += " up"
             return [f"$IP -n $R link add {a['name']}{opts} type srl2 segs {segs}"]
         return [f'$IP netns exec $R python3 -c "$NL" {requests.srl2_bytes(step).hex()}']
     if op == "link":

@@ -15,6 +15,7 @@ from testbed.fuzz.steps import Step
 from testbed.srv6 import nla
 from testbed.srv6.srh import MAX_SEGMENTS
 
+IFF_UP = 1
 RT_ADDRESS = IPv6Address("fc00:1::1")
 NOT_LOCAL = IPv6Address("fc00:9::1")
 
@@ -32,6 +33,8 @@ def srl2_message(step: Step) -> tuple[object, int, int]:
     srh = frames.device_srh(a["segs"], a.get("edit"))
     if step.op == "srl2_add":
         msg = nla.srl2_link(a["name"], srh, mtu=a.get("mtu"), address=mac_of(a.get("mac")))
+        if a.get("up"):  # `ip link add NAME up type srl2 ...`: created administratively up
+            msg["flags"] = msg["change"] = IFF_UP
         return msg, RTM_NEWLINK, nla.NLM_F_CREATE_EXCL
     msg = nla.srl2_link(a["name"], srh)
     return msg, RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK

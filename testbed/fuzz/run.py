@@ -163,10 +163,12 @@ class Runner:
         self.state.save(self.o.out)
         self.journal.close()
 
-    def in_boot(self, f: Finding, input_id: str) -> FindingRecord:
-        """A finding seen while the kernel lived on (hypothesis shrank it)."""
-        rec, new = self.state.record(f.sig, f.kind, f.title, f.lines, [s.to_json() for s in f.steps], {},
-                                     input_id, self.o.target, self.release, shrink=False)
+    def in_boot(self, f: Finding, input_id: str, outcomes: dict | None = None) -> FindingRecord:
+        """A finding seen while the kernel lived on: recorded, to be shrunk
+        by trials in this boot (shrink_pending)."""
+        rec, new = self.state.record(f.sig, f.kind, f.title, f.lines, [s.to_json() for s in f.steps],
+                                     outcomes or {}, input_id, self.o.target, self.release,
+                                     shrink=bool(f.steps) and not f.wedged)
         self.world.known.add(f.sig)
         if new:
             self.o.say(f"finding: {f.sig}")
@@ -177,7 +179,16 @@ class Runner:
     # ---- shrinking and replaying across boots -------------------------------------
 
     def shrink_pending(self) -> None:
+        self.world.trial = True
+        try:
+            self._shrink_pending()
+        finally:
+            self.world.trial = False
+
+    def _shrink_pending(self) -> None:
         for f in list(self.state.findings.values()):
+            if self.world.wedged:
+                return
             sh = f.shrink
             while f.status == "shrinking" and sh is not None:
                 cand = sh.candidate()
@@ -197,7 +208,7 @@ class Runner:
                     sh.reproduced([s.to_json() for s in got.steps])
                 else:
                     sh.failed()
-                    if got is not None:
+                    if got is not None and got.sig not in self.state.findings:
                         self.in_boot(got, ident)
                 self.state.save(self.o.out)
 
@@ -223,6 +234,7 @@ class Runner:
                 continue
             f.status = "unverified"
             f.note = "replaying..."
+            self.world.trial = True
             self.world.begin("verify", finding=f.sig)
             self.state.save(self.o.out)
             env = dict(os.environ, IP=self.o.ip)
@@ -239,12 +251,13 @@ class Runner:
                 same = e.sig == f.sig
                 f.status = "verified" if same else "unverified"
                 f.note = "replayed: same problem" if same else f"replay showed another problem: {e.sig}"
+            self.world.trial = False
             self.state.save(self.o.out)
 
     # ---- fuzzing ------------------------------------------------------------------
 
     def fuzz(self) -> None:
-        from hypothesis import HealthCheck, Verbosity, settings
+        from hypothesis import HealthCheck, Phase, Verbosity, settings
         from hypothesis.database import DirectoryBasedExampleDatabase
         from hypothesis.stateful import run_state_machine_as_test
 
@@ -254,7 +267,10 @@ class Runner:
         cfg = settings(max_examples=self.o.batch, stateful_step_count=self.o.steps, deadline=None,
                        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
                        database=DirectoryBasedExampleDatabase(os.path.join(self.o.out, "hypothesis")),
-                       report_multiple_bugs=False)
+                       report_multiple_bugs=False,
+                       # findings are shrunk by trials (shrink_pending), the same way
+                       # in a boot and across boots
+                       phases=[Phase.explicit, Phase.reuse, Phase.generate])
         FuzzMachine.world = self.world
         batch = 0
         while time.time() < deadline and not self.world.wedged:
@@ -271,20 +287,24 @@ class Runner:
 
                     tb = "".join(traceback.format_exception(e)).splitlines()
                     f = Finding("fuzzer", f"{type(e).__name__}: {e}", tb, self.world.steps)
-                self.in_boot(f, self.world.current or "?")
+                ident = self.world.last
                 if self.world.current is not None:
                     try:
                         self.world.end(check=False)
                     except Finding:
                         pass
+                outcomes = _outcomes(self.o.out, ident)
+                self.in_boot(f, ident, outcomes)
+                if not self.world.wedged:
+                    self.shrink_pending()
+                    self.verify_pending()
 
     def run(self) -> int:
         self.absorb_crashes()
         self.up()
         try:
-            if self.o.target == "kernel" and self.in_vm:
-                self.shrink_pending()
-                self.verify_pending()
+            self.shrink_pending()
+            self.verify_pending()
             self.fuzz()
         finally:
             self.down()
@@ -305,6 +325,11 @@ class Runner:
             fh.write(text + "\n")
         print(f"testbed fuzz: {text}", flush=True)
         return 1 if st.findings else 0
+
+
+def _outcomes(out: str, ident: str) -> dict[int, str]:
+    inp = read_journal(os.path.join(out, JOURNAL)).get(ident)
+    return inp.outcomes if inp else {}
 
 
 def _finding_in(e: BaseException) -> Finding | None:

@@ -4,7 +4,7 @@ same thing (docs/fuzz.md "Steps").  Nothing here touches the kernel.
 
 Operations (objects are named; devices live in node `rt` unless moved):
 
-    srl2_add  name segs mtu mac edit   RTM_NEWLINK create, kind srl2, raw SRH
+    srl2_add  name segs mtu mac up edit  RTM_NEWLINK create, kind srl2, raw SRH
     srl2_change name segs edit         RTM_NEWLINK on the existing device
     link      name node up mtu         set up/down, set MTU
     ipv6      name node on             net.ipv6.conf.NAME.disable_ipv6

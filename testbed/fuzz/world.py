@@ -68,8 +68,10 @@ class World:
         self.klog = kmsg.KernelLog() if watch_kernel else None
         self.inputs = 0
         self.steps_run = 0
-        self.known: set[str] = set()   # findings already recorded: not raised again
+        self.known: set[str] = set()   # findings already recorded: not raised again while fuzzing
+        self.trial = False             # shrink trials and replays: every finding is raised
         self.current: str | None = None
+        self.last = "?"
         self.steps: list[Step] = []
         self.prev: dict = {}
         self.wedged = False
@@ -79,7 +81,7 @@ class World:
 
     def begin(self, kind: str = "fuzz", finding: str | None = None) -> str:
         self.inputs += 1
-        self.current = f"b{self.boot}-{self.inputs}"
+        self.current = self.last = f"b{self.boot}-{self.inputs}"
         self.steps = []
         self.prev = {}
         self.journal.write(ev="input", id=self.current, kind=kind, finding=finding)
@@ -95,6 +97,10 @@ class World:
         try:
             self._guarded(self.target.cleanup, "teardown")
             if check and not self.wedged:
+                dead = self._guarded(self.target.alive, "liveness check")
+                if dead:
+                    self.wedged = True
+                    self._raise(Finding("dead", dead, [dead], self.steps, wedged=True))
                 leaks = self._guarded(self.target.leaks, "leak check")
                 if leaks:
                     self._raise(Finding("leak", "; ".join(leaks), leaks, self.steps))
@@ -111,7 +117,15 @@ class World:
         i = len(self.steps)
         self.steps.append(step)
         self.journal.write(ev="step", id=self.current, i=i, step=step.to_json())
-        outcome = self._guarded(lambda: self.target.apply(step), str(step))
+        try:
+            outcome = self._guarded(lambda: self.target.apply(step), str(step))
+        except Finding:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug of the fuzzer or of srl2_ref's lab side
+            import traceback
+
+            lines = "".join(traceback.format_exception(e)).splitlines()
+            raise Finding("fuzzer", f"{type(e).__name__}: {e}", lines, self.steps) from None
         self.steps_run += 1
         self.journal.write(ev="done", id=self.current, i=i, outcome=outcome)
         self.check()
@@ -120,7 +134,7 @@ class World:
     # ---- invariants ------------------------------------------------------
 
     def _raise(self, f: Finding) -> None:
-        if f.sig not in self.known or f.wedged:
+        if f.sig not in self.known or f.wedged or self.trial:
             raise f
 
     def _guarded(self, fn, what: str):
@@ -150,11 +164,12 @@ class World:
             if block:
                 kind, line, lines = block
                 self._raise(Finding(kind, line, lines, self.steps))
-        dead = self._guarded(self.target.alive, "liveness check")
-        if dead:
+        try:  # a dump of every node's links: also says rtnetlink still answers
+            now = self._guarded(self.target.counters, "counters")
+        except Exception as e:  # noqa: BLE001 - whatever broke, the datapath is not alive
             self.wedged = True
-            self._raise(Finding("dead", dead, [dead], self.steps, wedged=True))
-        now = self._guarded(self.target.counters, "counters")
+            self._raise(Finding("dead", f"counters unreadable: {e}", [repr(e)], self.steps, wedged=True))
+            return
         for key, counters in now.items():
             for name, value in counters.items():
                 before = self.prev.get(key, {}).get(name)
