@@ -23,7 +23,6 @@ def add_parser(sub) -> None:
                    help="journal, findings, reproducers (default: $TESTBED_VM_OUT in a `testbed vm` "
                         "guest, else ./fuzz-results)")
     p.add_argument("--steps", type=int, default=10, help="steps per input (default 10)")
-    p.add_argument("--batch", type=int, default=4, help="inputs per hypothesis run (default 4)")
     p.add_argument("--shrink-boots", type=int, default=8, metavar="N",
                    help="boots one finding's shrinking may cost (default 8)")
     p.add_argument("--ip", default=os.environ.get("IP", "ip"), metavar="PATH",
@@ -36,8 +35,8 @@ def run(args) -> int:
     from testbed.cli import UsageError, need_root
     from testbed.fuzz.run import Options, Runner
 
-    if args.time < 0 or args.steps < 1 or args.batch < 1 or args.shrink_boots < 0:
-        raise UsageError("--time, --steps, --batch and --shrink-boots must be positive")
+    if args.time < 0 or args.steps < 1 or args.shrink_boots < 0:
+        raise UsageError("--time, --steps and --shrink-boots must be positive")
     need_root()
     target = args.datapath
     if target == "auto":
@@ -46,7 +45,7 @@ def run(args) -> int:
         target = "kernel" if KernelDatapath.probe().has("srl2") else "ref"
     out = args.out or os.environ.get("TESTBED_VM_OUT") or "fuzz-results"
     opts = Options(target=target, time=args.time, seed=args.seed, out=os.path.abspath(out),
-                   batch=args.batch, steps=args.steps, shrink_boots=args.shrink_boots,
+                   steps=args.steps, shrink_boots=args.shrink_boots,
                    ip=args.ip, verify=not args.no_verify)
     opts.say(f"{target} datapath, {args.time:g} s, seed {args.seed}; results in {opts.out}")
     return Runner(opts).run()

@@ -10,6 +10,8 @@ that exist (a device made by srl2_add, where a device was moved to); it
 still sends steps at names that do not exist, now and then."""
 from __future__ import annotations
 
+import time
+
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
@@ -46,10 +48,15 @@ WEIGHTS = {"srl2_add": 4, "srl2_change": 1, "link": 2, "ipv6": 1, "master": 1, "
 OPS = tuple(op for op, w in WEIGHTS.items() for _ in range(w))
 
 
+class TimeUp(Exception):
+    """The time box is over: ends hypothesis' run (not a finding)."""
+
+
 class FuzzMachine(RuleBasedStateMachine):
     """Set `FuzzMachine.world` (a testbed.fuzz.world.World) before running."""
 
     world = None
+    deadline = float("inf")  # time.time() at which fuzzing stops (TimeUp)
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,6 +92,8 @@ class FuzzMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def step(self, data) -> None:
+        if time.time() >= self.deadline:
+            raise TimeUp()
         op = data.draw(st.sampled_from(OPS), label="op")
         getattr(self, "do_" + op)(data)
 
@@ -161,4 +170,4 @@ class FuzzMachine(RuleBasedStateMachine):
         self.world.end()
 
 
-__all__ = ["FuzzMachine"]
+__all__ = ["FuzzMachine", "TimeUp"]

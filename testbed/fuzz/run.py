@@ -29,7 +29,6 @@ class Options:
     time: float = 600.0             # seconds of fuzzing, over all boots
     seed: int = 0
     out: str = "fuzz-results"
-    batch: int = 4                  # examples per hypothesis run (the time box is checked between)
     steps: int = 10                 # steps per example
     shrink_boots: int = 8           # boots one finding's shrinking may end
     shrink_trials: int = 60
@@ -154,8 +153,15 @@ class Runner:
                 self.worker.submit(self.world.target.stop).result(60)
             self.world = None
         if self.lab is not None:
-            if wedged:  # the worker is stuck in the kernel: remove what we can from here
-                self.lab.down()
+            if wedged:
+                # The worker is stuck in the kernel, and so may be anything
+                # else that takes RTNL: try from a spare thread, for a while.
+                spare = concurrent.futures.ThreadPoolExecutor(1)
+                try:
+                    spare.submit(self.lab.down).result(30 * TIME_SCALE)
+                except Exception as e:  # noqa: BLE001 - the kernel is broken; say so and go
+                    self.o.say(f"could not remove the lab after the kernel broke: {e!r}")
+                spare.shutdown(wait=False)
             else:
                 self.worker.submit(self.lab.down).result(120)
             self.lab = None
@@ -261,10 +267,13 @@ class Runner:
         from hypothesis.database import DirectoryBasedExampleDatabase
         from hypothesis.stateful import run_state_machine_as_test
 
-        from testbed.fuzz.machine import FuzzMachine
+        from testbed.fuzz.machine import FuzzMachine, TimeUp
 
         deadline = self.state.started + self.o.time
-        cfg = settings(max_examples=self.o.batch, stateful_step_count=self.o.steps, deadline=None,
+        # One hypothesis run per boot, until the time box ends it (TimeUp);
+        # after a finding (recorded, shrunk), another run.  Each run starts
+        # with hypothesis' simplest input, so runs are few and long.
+        cfg = settings(max_examples=10**6, stateful_step_count=self.o.steps, deadline=None,
                        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
                        database=DirectoryBasedExampleDatabase(os.path.join(self.o.out, "hypothesis")),
                        report_multiple_bugs=False,
@@ -272,16 +281,19 @@ class Runner:
                        # in a boot and across boots
                        phases=[Phase.explicit, Phase.reuse, Phase.generate])
         FuzzMachine.world = self.world
-        batch = 0
+        FuzzMachine.deadline = deadline
+        run = 0
         while time.time() < deadline and not self.world.wedged:
-            batch += 1
-            FuzzMachine._hypothesis_internal_use_seed = hash((self.state.seed, self.boot, batch)) & 0xFFFFFFFF
+            run += 1
+            FuzzMachine._hypothesis_internal_use_seed = hash((self.state.seed, self.boot, run)) & 0xFFFFFFFF
             try:
                 run_state_machine_as_test(FuzzMachine, settings=cfg)
             except BaseException as e:  # noqa: BLE001 - sorted out below
                 if isinstance(e, KeyboardInterrupt):
                     raise
-                f = _finding_in(e)
+                if _finding_in(e, TimeUp) is not None:
+                    break
+                f = _finding_in(e, Finding)
                 if f is None:
                     import traceback
 
@@ -332,9 +344,9 @@ def _outcomes(out: str, ident: str) -> dict[int, str]:
     return inp.outcomes if inp else {}
 
 
-def _finding_in(e: BaseException) -> Finding | None:
-    """The Finding inside what hypothesis raised (itself, or inside a
-    Flaky exception group, or as its cause)."""
+def _finding_in(e: BaseException, kind=Finding):
+    """The exception of type `kind` inside what hypothesis raised (itself,
+    inside a Flaky exception group, or as its cause)."""
     seen = set()
     stack = [e]
     while stack:
@@ -342,7 +354,7 @@ def _finding_in(e: BaseException) -> Finding | None:
         if x is None or id(x) in seen:
             continue
         seen.add(id(x))
-        if isinstance(x, Finding):
+        if isinstance(x, kind):
             return x
         stack.extend(getattr(x, "exceptions", ()) or ())
         stack += [x.__cause__, x.__context__]

@@ -148,15 +148,11 @@ class World:
             return future.result(STEP_TIMEOUT * TIME_SCALE)
         except concurrent.futures.TimeoutError:
             self.wedged = True
-            lines = self._problems() or []
+            block = problem_block(self.klog.messages(), kmsg.problem) if self.klog else None
+            if block:  # stuck because the kernel broke (a BUG in a worker holding RTNL): that is the finding
+                raise Finding(block[0], block[1], block[2], self.steps, wedged=True) from None
             raise Finding("hang", f"{what} did not return within {STEP_TIMEOUT * TIME_SCALE:.0f} s",
-                          lines, self.steps, wedged=True) from None
-
-    def _problems(self) -> list[str] | None:
-        if self.klog is None:
-            return None
-        block = problem_block(self.klog.messages(), kmsg.problem)
-        return block[2] if block else None
+                          [], self.steps, wedged=True) from None
 
     def check(self) -> None:
         if self.klog is not None:
@@ -166,6 +162,8 @@ class World:
                 self._raise(Finding(kind, line, lines, self.steps))
         try:  # a dump of every node's links: also says rtnetlink still answers
             now = self._guarded(self.target.counters, "counters")
+        except Finding:
+            raise
         except Exception as e:  # noqa: BLE001 - whatever broke, the datapath is not alive
             self.wedged = True
             self._raise(Finding("dead", f"counters unreadable: {e}", [repr(e)], self.steps, wedged=True))
