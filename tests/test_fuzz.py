@@ -25,6 +25,9 @@ MLD_TRACE = [
     " <IRQ>",
     " ? die+0x36/0x90",
     " skb_put+0x4b/0x50",
+    " ip6_mc_hdr.constprop.0+0x53/0xd0",
+    " mld_newpack.isra.0+0x12c/0x1b0",
+    " add_grhead+0x89/0xa0",
     " add_grec+0x3c3/0x4e0",
     " mld_send_cr+0xa4/0x270",
     " mld_ifc_work+0x22/0x120",
@@ -121,9 +124,11 @@ def test_srl2_request_carries_the_malformed_srh_and_the_up_flag():
 # ---- signatures, journal, crashes ------------------------------------------------
 
 def test_signature_is_the_reliable_top_of_the_call_trace():
-    assert frames_of(MLD_TRACE)[:2] == ["skb_put", "add_grec"]  # "? die" is a guess: dropped
-    assert crash_signature(CRASH) == ("BUG: skb_put < add_grec < mld_send_cr < mld_ifc_work "
-                                      "< process_one_work < worker_thread")
+    assert frames_of(MLD_TRACE)[:3] == ["skb_put", "ip6_mc_hdr", "mld_newpack"]  # "? die": a guess
+    assert crash_signature(CRASH) == "BUG: skb_put < ip6_mc_hdr < mld_newpack < add_grhead < add_grec"
+    # the same overrun reached from DAD completion instead of the MLD timer: the same finding
+    dad = MLD_TRACE[:7] + [" mld_send_initial_cr.part.0.isra.0+0x2a/0x50", " addrconf_dad_work+0x2b5/0x520"]
+    assert signature("BUG", "kernel BUG at net/core/skbuff.c:209!", dad) == crash_signature(CRASH)
     # the same bug in another boot: other offsets and timestamps, same signature
     other = [f"[  {i}.5] " + t.replace("0x", "0x1") for i, t in enumerate(MLD_TRACE)]
     assert signature("BUG", "x", other) == crash_signature(CRASH)

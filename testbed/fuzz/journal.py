@@ -22,7 +22,9 @@ from testbed.fuzz.steps import Step
 
 JOURNAL = "fuzz-journal.jsonl"
 CRASHES = "crashes.jsonl"
-TOP_FRAMES = 6  # call-trace functions that make a signature
+TOP_FRAMES = 5  # call-trace functions that make a signature (enough to tell bugs apart,
+                # few enough that one bug reached by two paths stays one finding)
+_SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|llvm)(\.\d+)?)+$")  # compiler clones
 
 _FRAME = re.compile(r"^\s*(\? )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 _TS = re.compile(r"^\[\s*\d+\.\d+\]\s*")
@@ -119,7 +121,7 @@ def frames_of(lines) -> list[str]:
     for line in lines:
         m = _FRAME.match(_TS.sub("", line))
         if m and not m.group(1):
-            out.append(m.group(2))
+            out.append(_SUFFIX.sub("", m.group(2)))
     return out
 
 

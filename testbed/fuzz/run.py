@@ -314,13 +314,20 @@ class Runner:
     def run(self) -> int:
         self.absorb_crashes()
         self.up()
+        wedged = False
         try:
             self.shrink_pending()
             self.verify_pending()
             self.fuzz()
         finally:
+            wedged = self.world is not None and self.world.wedged
             self.down()
-        return self.summary()
+        status = self.summary()
+        if wedged:  # threads stuck in the kernel would keep the interpreter from exiting
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+        return status
 
     def summary(self) -> int:
         st = self.state
