@@ -159,16 +159,23 @@ def test_journal_reads_back_inputs_and_ignores_a_torn_line(tmp_path):
 
 # ---- shrinking bookkeeping -----------------------------------------------------------
 
-def test_ddmin_reaches_the_two_steps_that_matter():
-    """Simulate the kernel: an input crashes when it holds steps 3 and 7."""
-    steps = [{"op": "l2", "n": i} for i in range(10)]
-    crashes = lambda c: {3, 7} <= {s["n"] for s in c}  # noqa: E731
+def test_ddmin_reaches_the_two_steps_that_matter_then_drops_their_options():
+    """Simulate the kernel: an input crashes when it holds steps 3 and 7,
+    and step 3 without an MTU (its SRH edit does not matter)."""
+    steps = [{"op": "l2", "n": i, "mtu": 1400, "edit": ["sl", 3]} for i in range(10)]
+
+    def crashes(c):
+        by_n = {s["n"]: s for s in c}
+        return 3 in by_n and 7 in by_n and by_n[3]["mtu"] is None
+
+    steps[3] = dict(steps[3], mtu=None)
     sh = Shrink(cur=steps, first=[s for s in steps if s["n"] % 2])  # the "no refused steps" try
     trials = 0
     while (cand := sh.candidate()) is not None:
         trials += 1
         sh.reproduced(cand) if crashes(cand) else sh.failed()
     assert [s["n"] for s in sh.cur] == [3, 7] and trials < 30
+    assert sh.cur[0]["edit"] is None and sh.cur[1] == {"op": "l2", "n": 7, "mtu": None, "edit": None}
 
 
 def _runner(out, boot, monkeypatch):

@@ -7,7 +7,8 @@ Zeller's ddmin) over the crashing input's steps: each candidate is tried as
 a "trial" input; trials that do not crash run one after another in the same
 boot, a trial that crashes ends the boot and becomes the new smallest input
 when the next boot reads the crash.  The first candidate drops every step
-the kernel refused.  Pure bookkeeping: the runner runs the trials."""
+the kernel refused.  Then each remaining step is tried without its optional
+parameters (SRH edit, MAC, MTU).  Pure bookkeeping: the runner runs the trials."""
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 STATE = "fuzz-state.json"
+SIMPLIFY = ("edit", "mac", "mtu")  # step parameters the simplify phase drops
 
 
 @dataclass
@@ -28,11 +30,9 @@ class Shrink:
     trials: int = 0
     crash_boots: int = 0                # boots ended by a trial of this finding
     pending: str | None = None          # id of the trial running when the boot ended
+    j: int = 0                          # simplify phase: next step to simplify (after ddmin)
 
-    def candidate(self) -> list[dict] | None:
-        """The next steps to try, or None when no smaller input is left."""
-        if self.first is not None:
-            return self.first
+    def _ddmin(self) -> list[dict] | None:
         if len(self.cur) <= 1:
             return None
         n = min(self.n, len(self.cur))
@@ -42,10 +42,30 @@ class Shrink:
         lo, hi = int(round(self.i * size)), int(round((self.i + 1) * size))
         return self.cur[:lo] + self.cur[hi:]
 
+    def _simplified(self) -> list[dict] | None:
+        """cur with step j's optional parameters dropped (a plain `ip link
+        add ... segs ...` instead of raw bytes), skipping steps with none."""
+        while self.j < len(self.cur):
+            step = self.cur[self.j]
+            simple = {k: (None if k in SIMPLIFY and v is not None else v) for k, v in step.items()}
+            if simple != step:
+                return self.cur[:self.j] + [simple] + self.cur[self.j + 1:]
+            self.j += 1
+        return None
+
+    def candidate(self) -> list[dict] | None:
+        """The next steps to try, or None when nothing smaller or simpler is left."""
+        if self.first is not None:
+            return self.first
+        return self._ddmin() or self._simplified()
+
     def failed(self) -> None:
         """The candidate did not reproduce: the next one."""
         if self.first is not None:
             self.first = None
+            return
+        if self._ddmin() is None:
+            self.j += 1
             return
         self.i += 1
         n = min(self.n, len(self.cur))
@@ -54,9 +74,13 @@ class Shrink:
 
     def reproduced(self, steps: list[dict]) -> None:
         """The candidate (cut at the step that broke the kernel) reproduced."""
+        simplifying = self.first is None and self._ddmin() is None
         self.first = None
         self.cur = list(steps)
-        self.n, self.i = max(self.n - 1, 2), 0
+        if simplifying:
+            self.j += 1
+        else:
+            self.n, self.i = max(self.n - 1, 2), 0
 
 
 @dataclass

@@ -92,11 +92,16 @@ class Runner:
                 sh.crash_boots += 1
                 if sig == f.sig:
                     sh.reproduced(steps)
+                    self.write_repro(f)
                 else:
                     sh.failed()
         if inp is None or inp.kind == "fuzz" or sig not in self.state.findings:
+            report = crash.get("lines") or []
+            if crash.get("trace"):  # the essentials, not every console line of the block
+                report = [crash.get("title", ""), crash.get("rip", ""), "Call Trace:",
+                          *(f" {t}" for t in crash["trace"])]
             rec, new = self.state.record(sig, crash.get("kind", "crash"), crash.get("title", ""),
-                                         crash.get("lines") or crash.get("trace") or [], steps,
+                                         report, steps,
                                          inp.outcomes if inp else {}, inp.id if inp else "?",
                                          self.o.target, crash.get("release", ""), shrink=bool(steps))
             if new:
@@ -197,6 +202,8 @@ class Runner:
                 return
             sh = f.shrink
             while f.status == "shrinking" and sh is not None:
+                if self.world.wedged:
+                    return
                 cand = sh.candidate()
                 if cand is None or sh.trials >= self.o.shrink_trials or sh.crash_boots >= self.o.shrink_boots:
                     f.status = "shrunk"

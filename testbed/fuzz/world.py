@@ -23,6 +23,8 @@ from testbed.fuzz.steps import Step
 TIME_SCALE = float(os.environ.get("TESTBED_TIME_SCALE", "1"))
 STEP_TIMEOUT = 20.0   # seconds a step may take before it counts as a hang (scaled)
 SETTLE = 0.3          # seconds to watch the log after an input for delayed work (scaled)
+GRACE = 1.0           # seconds a step may still take once the kernel reported a fatal problem (scaled)
+FATAL = ("panic", "Oops", "BUG")
 
 
 class Finding(Exception):
@@ -75,6 +77,7 @@ class World:
         self.steps: list[Step] = []
         self.prev: dict = {}
         self.wedged = False
+        self.pending = None  # a problem block read while a step ran, for check()
         self.worker = worker  # the thread that made the lab: pyroute2's sockets stay with it
 
     # ---- inputs --------------------------------------------------------
@@ -144,21 +147,36 @@ class World:
         starts (srl2_ref) gets PR_SET_PDEATHSIG, which fires when the
         *thread* that started it ends."""
         future = self.worker.submit(fn)
-        try:
-            return future.result(STEP_TIMEOUT * TIME_SCALE)
-        except concurrent.futures.TimeoutError:
-            self.wedged = True
-            block = problem_block(self.klog.messages(), kmsg.problem) if self.klog else None
-            if block:  # stuck because the kernel broke (a BUG in a worker holding RTNL): that is the finding
-                raise Finding(block[0], block[1], block[2], self.steps, wedged=True) from None
-            raise Finding("hang", f"{what} did not return within {STEP_TIMEOUT * TIME_SCALE:.0f} s",
-                          [], self.steps, wedged=True) from None
+        limit = time.monotonic() + STEP_TIMEOUT * TIME_SCALE
+        broke = None  # when the kernel log first showed a fatal problem
+        while True:
+            try:
+                return future.result(1.0)
+            except concurrent.futures.TimeoutError:
+                pass
+            now = time.monotonic()
+            if broke is None and self.klog is not None:
+                block = problem_block(self.klog.messages(), kmsg.problem)
+                if block:
+                    self.pending = block
+                    if block[0] in FATAL:
+                        broke = now
+            # A BUG in a worker that holds RTNL stops every later request: do not
+            # wait the whole bound once the kernel said it broke.
+            if now > limit or (broke is not None and now - broke > GRACE * TIME_SCALE):
+                break
+        self.wedged = True
+        if self.pending:  # stuck because the kernel broke: that is the finding
+            kind, line, lines = self._complete(self.pending)
+            raise Finding(kind, line, lines, self.steps, wedged=True)
+        raise Finding("hang", f"{what} did not return within {STEP_TIMEOUT * TIME_SCALE:.0f} s",
+                      [], self.steps, wedged=True)
 
     def check(self) -> None:
         if self.klog is not None:
-            block = problem_block(self.klog.messages(), kmsg.problem)
+            block, self.pending = self.pending or problem_block(self.klog.messages(), kmsg.problem), None
             if block:
-                kind, line, lines = block
+                kind, line, lines = self._complete(block)
                 self._raise(Finding(kind, line, lines, self.steps))
         try:  # a dump of every node's links: also says rtnetlink still answers
             now = self._guarded(self.target.counters, "counters")
@@ -176,6 +194,20 @@ class World:
                                         [f"{key} {name}: {before} -> {value}"], self.steps))
         self.prev = now
 
+    def _complete(self, block):
+        """The block with the rest of its report (the call trace is printed
+        after the first line, maybe after we read it), up to its end line."""
+        kind, line, lines = block
+        deadline = time.monotonic() + 2.0 * TIME_SCALE
+        while self.klog is not None and not any(x.startswith("---[ end trace") for x in lines):
+            more = self.klog.messages()
+            lines = lines + more
+            if not more:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        return kind, line, lines[:120]
+
     def _settle(self) -> None:
         """Watch the kernel log a moment for work the input scheduled (MLD
         reports, timers), so that it is blamed on this input, not the next."""
@@ -185,7 +217,8 @@ class World:
         while time.monotonic() < deadline:
             block = problem_block(self.klog.messages(), kmsg.problem)
             if block:
-                self._raise(Finding(block[0], block[1], block[2], self.steps))
+                kind, line, lines = self._complete(block)
+                self._raise(Finding(kind, line, lines, self.steps))
             time.sleep(0.05)
 
 
