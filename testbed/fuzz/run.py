@@ -251,21 +251,32 @@ class Runner:
             self.world.begin("verify", finding=f.sig)
             self.state.save(self.o.out)
             env = dict(os.environ, IP=self.o.ip)
+            proc = subprocess.Popen(["bash", f.repro], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            got = None
             try:
-                r = subprocess.run(["bash", f.repro], env=env, capture_output=True, text=True,
-                                   timeout=120 * TIME_SCALE)
-                f.note = f"replayed: exit {r.returncode}, the kernel survived"
-            except subprocess.TimeoutExpired:
-                f.note = "replay timed out"
-            try:
-                self.world.check()
-                self.world.end()
+                # The replay's steps run outside the world: watch the kernel log
+                # while it runs (a BUG may leave it stuck on RTNL for ever).
+                got = self.world.watch(proc, 120 * TIME_SCALE)
+                if got is None:
+                    self.world.check()
+                    self.world.end()
+                    f.note = f"replayed: exit {proc.returncode}, the kernel survived"
             except Finding as e:
-                same = e.sig == f.sig
+                got = e
+            if got is not None:
+                same = got.sig == f.sig
                 f.status = "verified" if same else "unverified"
-                f.note = "replayed: same problem" if same else f"replay showed another problem: {e.sig}"
+                f.note = "replayed: same problem" if same else f"replay showed another problem: {got.sig}"
+                if self.world.current is not None:
+                    try:
+                        self.world.end(check=False)
+                    except Finding:
+                        pass
             self.world.trial = False
             self.state.save(self.o.out)
+            if self.world.wedged:
+                return
 
     # ---- fuzzing ------------------------------------------------------------------
 

@@ -98,6 +98,8 @@ class World:
             return
         result, sig = "pass", None
         try:
+            if self.wedged:  # the worker is stuck in the kernel: nothing more can be done
+                return
             self._guarded(self.target.cleanup, "teardown")
             if check and not self.wedged:
                 dead = self._guarded(self.target.alive, "liveness check")
@@ -193,6 +195,24 @@ class World:
                     self._raise(Finding("counters", f"{key.split('#')[0]} {name} went from {before} to {value}",
                                         [f"{key} {name}: {before} -> {value}"], self.steps))
         self.prev = now
+
+    def watch(self, proc, timeout: float) -> Finding | None:
+        """Wait for a process (a reproducer's replay) while watching the
+        kernel log: the first problem it shows, completed, or None once the
+        process ended (or the time is up; then it is killed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            block = problem_block(self.klog.messages(), kmsg.problem) if self.klog else None
+            if block:
+                kind, line, lines = self._complete(block)
+                self.wedged = self.wedged or kind in FATAL
+                return Finding(kind, line, lines, self.steps, wedged=kind in FATAL)
+            if proc.poll() is not None:
+                return None
+            if time.monotonic() > deadline:
+                proc.kill()
+                return None
+            time.sleep(0.2)
 
     def _complete(self, block):
         """The block with the rest of its report (the call trace is printed
