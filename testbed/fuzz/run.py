@@ -304,19 +304,24 @@ class Runner:
         while time.time() < deadline and not self.world.wedged:
             run += 1
             FuzzMachine._hypothesis_internal_use_seed = hash((self.state.seed, self.boot, run)) & 0xFFFFFFFF
+            self.world.raised = None
             try:
                 run_state_machine_as_test(FuzzMachine, settings=cfg)
             except BaseException as e:  # noqa: BLE001 - sorted out below
                 if isinstance(e, KeyboardInterrupt):
                     raise
-                if _finding_in(e, TimeUp) is not None:
+                # Hypothesis replays a failing input once; when the kernel (or
+                # the clock, for TimeUp) answers differently the second time it
+                # says "flaky" instead of re-raising: the world knows what it raised.
+                f = _finding_in(e, Finding) or self.world.raised
+                if f is None and (_finding_in(e, TimeUp) is not None or time.time() >= deadline):
                     break
-                f = _finding_in(e, Finding)
                 if f is None:
                     import traceback
 
                     tb = "".join(traceback.format_exception(e)).splitlines()
-                    f = Finding("fuzzer", f"{type(e).__name__}: {e}", tb, self.world.steps)
+                    first = str(e).splitlines()[0] if str(e) else ""
+                    f = Finding("fuzzer", f"{type(e).__name__}: {first}", tb, self.world.steps)
                 ident = self.world.last
                 if self.world.current is not None:
                     try:

@@ -78,6 +78,7 @@ class World:
         self.prev: dict = {}
         self.wedged = False
         self.pending = None  # a problem block read while a step ran, for check()
+        self.raised: Finding | None = None
         self.worker = worker  # the thread that made the lab: pyroute2's sockets stay with it
 
     # ---- inputs --------------------------------------------------------
@@ -140,6 +141,7 @@ class World:
 
     def _raise(self, f: Finding) -> None:
         if f.sig not in self.known or f.wedged or self.trial:
+            self.raised = f  # hypothesis may report it as "flaky" without it
             raise f
 
     def _guarded(self, fn, what: str):
