@@ -120,6 +120,8 @@ class World:
 
     def step(self, step: Step) -> str:
         """Run one step of the current input and check the invariants."""
+        if self.wedged and self.raised is not None:
+            raise self.raised  # hypothesis replaying an input: the kernel cannot answer any more
         i = len(self.steps)
         self.steps.append(step)
         self.journal.write(ev="step", id=self.current, i=i, step=step.to_json())
@@ -181,7 +183,7 @@ class World:
             block, self.pending = self.pending or problem_block(self.klog.messages(), kmsg.problem), None
             if block:
                 kind, line, lines = self._complete(block)
-                self._raise(Finding(kind, line, lines, self.steps))
+                self._raise(self._kernel_finding(kind, line, lines))
         try:  # a dump of every node's links: also says rtnetlink still answers
             now = self._guarded(self.target.counters, "counters")
         except Finding:
@@ -206,15 +208,21 @@ class World:
         while True:
             block = problem_block(self.klog.messages(), kmsg.problem) if self.klog else None
             if block:
-                kind, line, lines = self._complete(block)
-                self.wedged = self.wedged or kind in FATAL
-                return Finding(kind, line, lines, self.steps, wedged=kind in FATAL)
+                return self._kernel_finding(*self._complete(block))
             if proc.poll() is not None:
                 return None
             if time.monotonic() > deadline:
                 proc.kill()
                 return None
             time.sleep(0.2)
+
+    def _kernel_finding(self, kind: str, line: str, lines: list[str]) -> Finding:
+        """A problem in the kernel log.  After a BUG, oops or panic nothing the
+        kernel does is trustworthy (a worker that died holding RTNL stops
+        every later request): the world is wedged, as syzkaller ends its VM."""
+        fatal = kind in FATAL
+        self.wedged = self.wedged or fatal
+        return Finding(kind, line, lines, self.steps, wedged=fatal)
 
     def _complete(self, block):
         """The block with the rest of its report (the call trace is printed
@@ -240,7 +248,7 @@ class World:
             block = problem_block(self.klog.messages(), kmsg.problem)
             if block:
                 kind, line, lines = self._complete(block)
-                self._raise(Finding(kind, line, lines, self.steps))
+                self._raise(self._kernel_finding(kind, line, lines))
             time.sleep(0.05)
 
 
