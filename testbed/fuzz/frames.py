@@ -122,7 +122,7 @@ def fragments(nexthdr: int, payload: bytes, parts: int, ident: int = 0x5A5A) -> 
     piece), ...]; pieces are multiples of 8 except the last."""
     parts = max(1, parts)
     step = max(8, (len(payload) // parts) // 8 * 8)
-    out = []
+    out: list[tuple[int, bytes]] = []
     off = 0
     while off < len(payload) or not out:
         piece = payload[off:off + step]

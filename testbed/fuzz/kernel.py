@@ -62,7 +62,7 @@ class KernelTarget:
     _srl2_change = _srl2_add
 
     def _link(self, a: dict, step: Step) -> None:
-        kw = {}
+        kw: dict = {}
         if a.get("mtu") is not None:
             kw["mtu"] = a["mtu"]
         if a.get("up") is not None:

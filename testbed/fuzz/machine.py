@@ -11,6 +11,7 @@ still sends steps at names that do not exist, now and then."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
@@ -55,7 +56,7 @@ class TimeUp(Exception):
 class FuzzMachine(RuleBasedStateMachine):
     """Set `FuzzMachine.world` (a testbed.fuzz.world.World) before running."""
 
-    world = None
+    world: Any = None  # testbed.fuzz.world.World
     deadline = float("inf")  # time.time() at which fuzzing stops (TimeUp)
 
     def __init__(self) -> None:

@@ -47,7 +47,7 @@ class RefTarget(KernelTarget):
         self.dp.start_node(self.lab.node("rt"), devs, sids)
         self.dp.wait_ready()
         for name, d in self.devices.items():
-            kw = {}
+            kw: dict = {}
             if d.get("bridge"):
                 kw["master"] = self._index("rt", d["bridge"])
             if d.get("up"):

@@ -77,7 +77,7 @@ class World:
         self.steps: list[Step] = []
         self.prev: dict = {}
         self.wedged = False
-        self.pending = None  # a problem block read while a step ran, for check()
+        self.pending: tuple[str, str, list[str]] | None = None  # a problem block read while a step ran
         self.raised: Finding | None = None
         self.worker = worker  # the thread that made the lab: pyroute2's sockets stay with it
 
