@@ -84,7 +84,8 @@ class Runner:
             f = self.state.findings[inp.finding]
             if inp.kind == "verify":
                 f.status = "verified" if sig == f.sig else "unverified"
-                f.note = "replayed in a fresh boot: same crash" if sig == f.sig else f"replay crashed differently: {sig}"
+                f.note = ("replayed in a fresh boot: same crash" if sig == f.sig
+                          else f"replay crashed differently: {sig}")
                 return
             sh = f.shrink
             if sh is not None and sh.pending == inp.id:
