@@ -100,6 +100,8 @@ class World:
         result, sig = "pass", None
         try:
             if self.wedged:  # the worker is stuck in the kernel: nothing more can be done
+                if self.raised is not None:
+                    result, sig = "finding", self.raised.sig
                 return
             self._guarded(self.target.cleanup, "teardown")
             if check and not self.wedged:
@@ -178,9 +180,17 @@ class World:
         raise Finding("hang", f"{what} did not return within {STEP_TIMEOUT * TIME_SCALE:.0f} s",
                       [], self.steps, wedged=True)
 
+    def _next_problem(self):
+        """The first problem in the kernel log not yet reported: one a step's
+        wait already read (pending), else one read now."""
+        block, self.pending = self.pending, None
+        if block is None and self.klog is not None:
+            block = problem_block(self.klog.messages(), kmsg.problem)
+        return block
+
     def check(self) -> None:
         if self.klog is not None:
-            block, self.pending = self.pending or problem_block(self.klog.messages(), kmsg.problem), None
+            block = self._next_problem()
             if block:
                 kind, line, lines = self._complete(block)
                 self._raise(self._kernel_finding(kind, line, lines))
@@ -206,7 +216,7 @@ class World:
         process ended (or the time is up; then it is killed)."""
         deadline = time.monotonic() + timeout
         while True:
-            block = problem_block(self.klog.messages(), kmsg.problem) if self.klog else None
+            block = self._next_problem()
             if block:
                 return self._kernel_finding(*self._complete(block))
             if proc.poll() is not None:
@@ -245,7 +255,7 @@ class World:
             return
         deadline = time.monotonic() + SETTLE * TIME_SCALE
         while time.monotonic() < deadline:
-            block = problem_block(self.klog.messages(), kmsg.problem)
+            block = self._next_problem()
             if block:
                 kind, line, lines = self._complete(block)
                 self._raise(self._kernel_finding(kind, line, lines))
