@@ -39,9 +39,12 @@ if [ -f "$KDIR/bzImage" ]; then
     say "RFC kernel $KDIR/bzImage in testbed vm, ${VM_TIME} s of fuzzing; results in $OUT/vm"
     mkdir -p "$OUT/vm"
     # The boot, the lab and Python under software emulation take minutes of their own.
-    python3 -m testbed.cli vm --kernel "$KDIR/bzImage" --memory 2G --out "$OUT/vm" \
-        --timeout $(( VM_TIME * 3 + 300 )) -- \
-        python3 -m testbed.cli fuzz --datapath kernel --time "$VM_TIME" --ip "$KDIR/ip-srl2" --shrink-boots 0
+    # Two boots: the one that finds the crash, and the one that reads it back
+    # (records the finding, writes its reproducer; no shrinking or replay here).
+    python3 -m testbed.cli vm --kernel "$KDIR/bzImage" --memory 2G --out "$OUT/vm" --max-boots 2 \
+        --timeout $(( VM_TIME * 3 + 600 )) -- \
+        python3 -m testbed.cli fuzz --datapath kernel --time "$VM_TIME" --ip "$KDIR/ip-srl2" \
+        --shrink-boots 0 --no-verify
     say "testbed vm exited $? (non-zero is expected when the kernel crashed)"
     if [ ! -f "$OUT/vm/fuzz-summary.txt" ] && [ ! -f "$OUT/vm/fuzz-state.json" ]; then
         say "FAIL: the fuzzer left no summary or state in $OUT/vm"
