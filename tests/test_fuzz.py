@@ -277,3 +277,94 @@ def test_short_fuzz_run_on_the_reference_datapath_finds_nothing_and_leaves_nothi
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert prefix not in left, left
     assert not os.path.exists(f"/run/testbed/fz{proc.pid % 100000}.json")
+
+
+# ---- the world's checks, on a scripted kernel log (pure logic) ---------------------------
+
+class ScriptedLog:
+    """Kernel log messages handed out as a real KernelLog would: each once."""
+
+    def __init__(self):
+        self.queue: list[str] = []
+
+    def messages(self) -> list[str]:
+        out, self.queue = self.queue, []
+        return out
+
+
+class QuietTarget:
+    raw = True
+
+    def __init__(self, log: ScriptedLog, prints: dict[str, list[str]]):
+        self.log, self.prints, self.applied = log, prints, []
+
+    def apply(self, step):
+        self.applied.append(step.op)
+        self.log.queue += self.prints.get(step.op, [])
+        return "ok"
+
+    def counters(self):
+        return {}
+
+    def alive(self):
+        return None
+
+    def cleanup(self):
+        pass
+
+    def leaks(self):
+        return []
+
+
+def _world(tmp_path, prints):
+    import concurrent.futures
+
+    from testbed.fuzz.world import World
+
+    log = ScriptedLog()
+    target = QuietTarget(log, prints)
+    w = World(target, Journal(str(tmp_path / "j.jsonl")), 1, watch_kernel=False,
+              worker=concurrent.futures.ThreadPoolExecutor(1))
+    w.klog = log
+    return w, target
+
+
+def test_a_kernel_bug_wedges_the_world_with_its_whole_report(tmp_path):
+    from testbed.fuzz.world import Finding
+
+    bug = ["kernel BUG at net/core/skbuff.c:209!", "Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
+           "Call Trace:", *(t.strip() for t in MLD_TRACE[2:]), "---[ end trace 0000000000000000 ]---"]
+    w, target = _world(tmp_path, {"link": bug})
+    w.begin()
+    w.step(WRAP[0])
+    with pytest.raises(Finding) as e:
+        w.step(WRAP[2])
+    assert e.value.sig == crash_signature(CRASH) and e.value.wedged and w.wedged
+    with pytest.raises(Finding):  # a wedged world touches the kernel no more
+        w.step(WRAP[1])
+    assert target.applied == ["srl2_add", "link"]
+    w.end()
+    inputs = read_journal(str(tmp_path / "j.jsonl"))
+    assert inputs["b1-1"].ended and len(inputs["b1-1"].steps) == 2
+
+
+def test_a_warning_is_raised_once_then_known_and_the_world_goes_on(tmp_path):
+    from testbed.fuzz.world import Finding
+
+    warn = ["WARNING: CPU: 1 PID: 7 at net/ipv6/seg6_local.c:42 input_action_end_dt2u+0x10/0x20",
+            "Call Trace:", "input_action_end_dt2u+0x10/0x20", "seg6_local_input+0x1/0x2",
+            "---[ end trace 0000000000000000 ]---"]
+    w, _ = _world(tmp_path, {"srv6": warn})
+    w.begin()
+    with pytest.raises(Finding) as e:
+        w.step(Step("srv6", {"k": 1}))
+    assert not e.value.wedged and not w.wedged
+    assert e.value.sig == "WARNING: input_action_end_dt2u < seg6_local_input"
+    w.end()
+    w.known.add(e.value.sig)
+    w.begin()
+    assert w.step(Step("srv6", {"k": 1})) == "ok"  # known: fuzzing goes on
+    w.trial = True
+    with pytest.raises(Finding):  # a shrink trial must see it again
+        w.step(Step("srv6", {"k": 1}))
+    w.end()
