@@ -112,6 +112,12 @@ def test_reproducer_sends_raw_requests_and_frames_with_stdlib_one_liners():
     compile(repro.TX_PY, "tx", "exec")
 
 
+def test_an_mtu_below_zero_goes_as_the_kernel_wraps_it():
+    step = Step("srl2_add", {"name": "fz0", "segs": 96, "mtu": -95, "up": True, "edit": None})
+    assert (2**32 - 95).to_bytes(4, "little") in requests.srl2_bytes(step)
+    assert f" mtu {2**32 - 95} up type srl2 segs " in repro.step_commands(step)[0]
+
+
 def test_srl2_request_carries_the_malformed_srh_and_the_up_flag():
     step = Step("srl2_add", {"name": "fz0", "segs": 1, "up": True, "edit": ["type", 3]})
     raw = requests.srl2_bytes(step)

@@ -64,7 +64,7 @@ class KernelTarget:
     def _link(self, a: dict, step: Step) -> None:
         kw: dict = {}
         if a.get("mtu") is not None:
-            kw["mtu"] = a["mtu"]
+            kw["mtu"] = requests.u32(a["mtu"])
         if a.get("up") is not None:
             kw["state"] = "up" if a["up"] else "down"
         self._set(a["node"], a["name"], **kw)

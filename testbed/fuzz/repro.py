@@ -71,7 +71,7 @@ def step_commands(step: Step) -> list[str]:
             if a.get("mac") is not None:
                 opts += f" address {requests.mac_of(a['mac'])}"
             if a.get("mtu") is not None:
-                opts += f" mtu {a['mtu']}"
+                opts += f" mtu {requests.u32(a['mtu'])}"
             if a.get("up"):
                 opts += " up"
             return [f"$IP -n $R link add {a['name']}{opts} type srl2 segs {segs}"]

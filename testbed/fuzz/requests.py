@@ -27,12 +27,18 @@ def mac_of(n) -> str | None:
     return ":".join(f"{x:02x}" for x in int(n).to_bytes(6, "big"))
 
 
+def u32(n: int | None) -> int | None:
+    """An MTU as the u32 IFLA_MTU carries it: "around the computed MTU" of a
+    long segment list is below zero, i.e. the kernel's own wrapped value."""
+    return None if n is None else n & 0xFFFFFFFF
+
+
 def srl2_message(step: Step) -> tuple[object, int, int]:
     """(pyroute2 message, type, flags) of srl2_add / srl2_change."""
     a = step.args
     srh = frames.device_srh(a["segs"], a.get("edit"))
     if step.op == "srl2_add":
-        msg = nla.srl2_link(a["name"], srh, mtu=a.get("mtu"), address=mac_of(a.get("mac")))
+        msg = nla.srl2_link(a["name"], srh, mtu=u32(a.get("mtu")), address=mac_of(a.get("mac")))
         if a.get("up"):  # `ip link add NAME up type srl2 ...`: created administratively up
             msg["flags"] = msg["change"] = IFF_UP
         return msg, RTM_NEWLINK, nla.NLM_F_CREATE_EXCL
