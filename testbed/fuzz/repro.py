@@ -16,7 +16,7 @@ NS_VAR = {"rt": "$R", "hs": "$H", "up": "$U"}
 
 NL_PY = ("import socket,sys,struct,os\n"
          "s=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,0);s.send(bytes.fromhex(sys.argv[1]))\n"
-         "e=struct.unpack_from('i',s.recv(65536),16)[0];print('kernel:',os.strerror(-e) if e else 'ok')")
+         "e=struct.unpack_from(\"i\",s.recv(65536),16)[0];print(\"kernel:\",os.strerror(-e) if e else \"ok\")")
 TX_PY = ("import socket,sys\n"
          "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);s.bind((sys.argv[1],0))\n"
          "fs=[bytes.fromhex(h) for h in sys.argv[3:]]\n"
@@ -75,6 +75,7 @@ def step_commands(step: Step) -> list[str]:
             if a.get("up"):
                 opts += " up"
             return [f"$IP -n $R link add {a['name']}{opts} type srl2 segs {segs}"]
+        # Raw bytes: a malformed SRH, or more segments than iproute2's buffer holds.
         return [f'$IP netns exec $R python3 -c "$NL" {requests.srl2_bytes(step).hex()}']
     if op == "link":
         opts = ""
@@ -139,9 +140,12 @@ def render(steps: list[Step], title: str, about: list[str] | None = None) -> str
              "cleanup() { for ns in $R $H $U; do $IP netns del $ns 2>/dev/null; done; }",
              "trap cleanup EXIT"]
     if '"$NL"' in text:
-        lines.append(f"NL={shlex.quote(NL_PY)}")
+        lines += ["# NL: send one rtnetlink request (hex) and print the kernel's answer; used where",
+                  "# `ip` cannot say it (a malformed SRH; more than ~58 segments: its buffer is 1 KiB)",
+                  f"NL={shlex.quote(NL_PY)}"]
     if '"$TX"' in text:
-        lines.append(f"TX={shlex.quote(TX_PY)}")
+        lines += ["# TX IFNAME COUNT HEX...: send the frames COUNT times on a packet socket",
+                  f"TX={shlex.quote(TX_PY)}"]
     lines += ["", "# the lab (only the nodes the steps use)", *prelude(nodes), "",
               "# the steps", *body, "",
               "# delayed kernel work (MLD reports, timers) runs before the cleanup",

@@ -51,10 +51,17 @@ def srl2_bytes(step: Step) -> bytes:
     return nla.to_bytes(msg, mtype, flags)
 
 
+# iproute2 builds `ip link add` in a 1 KiB buffer ("addattr_l ERROR: message
+# exceeded bound of 1024"): about 58 segments at most.
+IP_REQUEST_MAX = 1024
+
+
 def plain_srl2(step: Step) -> bool:
-    """True when `ip link add ... type srl2 segs ...` says the same as the raw request."""
+    """True when `ip link add ... type srl2 segs ...` says the same as the raw
+    request (and iproute2 can hold it)."""
     a = step.args
-    return step.op == "srl2_add" and not a.get("edit") and 1 <= a["segs"] <= MAX_SEGMENTS
+    return (step.op == "srl2_add" and not a.get("edit") and 1 <= a["segs"] <= MAX_SEGMENTS
+            and len(srl2_bytes(step)) <= IP_REQUEST_MAX)
 
 
 def srv6_dst(k: int) -> IPv6Address:

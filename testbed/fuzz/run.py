@@ -248,6 +248,7 @@ class Runner:
         for f in list(self.state.findings.values()):
             if f.status != "shrunk" or not f.repro or f.kind in ("leak", "counters"):
                 continue
+            self.write_repro(f)  # rendered by this version of the fuzzer
             f.status = "unverified"
             f.note = "replaying..."
             self.world.trial = True
