@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--ip", default=os.environ.get("IP", "ip"), metavar="PATH",
                    help="iproute2 knowing `type srl2`, for replaying reproducers (default $IP or ip)")
     p.add_argument("--no-verify", action="store_true", help="do not replay reproducers")
+    p.add_argument("--max-srh", type=int, default=0, metavar="BYTES",
+                   help="keep srl2 SRHs within this size (e.g. 1400): to explore past the wrapped-MTU "
+                        "crash long lists trigger on the RFC kernel (default: no limit)")
     p.set_defaults(run=run)
 
 
@@ -46,6 +49,6 @@ def run(args) -> int:
     out = args.out or os.environ.get("TESTBED_VM_OUT") or "fuzz-results"
     opts = Options(target=target, time=args.time, seed=args.seed, out=os.path.abspath(out),
                    steps=args.steps, shrink_boots=args.shrink_boots,
-                   ip=args.ip, verify=not args.no_verify)
+                   ip=args.ip, verify=not args.no_verify, max_srh=args.max_srh)
     opts.say(f"{target} datapath, {args.time:g} s, seed {args.seed}; results in {opts.out}")
     return Runner(opts).run()

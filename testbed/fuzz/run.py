@@ -34,6 +34,7 @@ class Options:
     shrink_trials: int = 60
     ip: str = "ip"                  # iproute2 with `type srl2`, for replaying reproducers
     verify: bool = True
+    max_srh: int = 0                # > 0: device SRHs kept within this many bytes
     log: object = None
 
     def say(self, msg: str) -> None:
@@ -304,6 +305,7 @@ class Runner:
                        phases=[Phase.explicit, Phase.reuse, Phase.generate])
         FuzzMachine.world = self.world
         FuzzMachine.deadline = deadline
+        FuzzMachine.max_srh = self.o.max_srh
         run = 0
         while time.time() < deadline and not self.world.wedged:
             run += 1
