@@ -247,7 +247,7 @@ class Runner:
         if not (self.o.verify and self.o.target == "kernel"):
             return
         for f in list(self.state.findings.values()):
-            if f.status != "shrunk" or not f.repro or f.kind in ("leak", "counters"):
+            if f.status != "shrunk" or not f.repro or f.kind in ("leak", "counters", "fuzzer"):
                 continue
             self.write_repro(f)  # rendered by this version of the fuzzer
             f.status = "unverified"
