@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# CI smoke of `testbed fuzz` (docs/fuzz.md):
+#  1. the reference datapath on this host for FUZZ_SMOKE_REF_TIME seconds
+#     (default 60): it must find nothing (a finding there is a bug in srl2_ref)
+#     and leave nothing behind;
+#  2. when ../shared/kernels/srl2-rfc-6.12/bzImage exists (relative to the
+#     repository), the RFC kernel in `testbed vm` for FUZZ_SMOKE_VM_TIME seconds
+#     (default 240): the run must come back with its summary and, on that
+#     kernel, find the wrapped-MTU crash (FUZZ_SMOKE_EXPECT_MTU=0 to skip that check).
+# Results in FUZZ_SMOKE_OUT (default: a new directory under /tmp).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+OUT=${FUZZ_SMOKE_OUT:-$(mktemp -d /tmp/fuzz-smoke.XXXXXX)}
+REF_TIME=${FUZZ_SMOKE_REF_TIME:-60}
+VM_TIME=${FUZZ_SMOKE_VM_TIME:-240}
+KDIR=${FUZZ_SMOKE_KERNEL_DIR:-$REPO/../shared/kernels/srl2-rfc-6.12}
+say() { echo "fuzz-smoke: $*" >&2; }
+status=0
+
+# --- 1. reference datapath, no VM
+before=$(ip netns list | awk '{print $1}' | sort)
+say "reference datapath, ${REF_TIME} s; results in $OUT/ref"
+python3 -m testbed.cli fuzz --datapath ref --time "$REF_TIME" --seed "${FUZZ_SMOKE_SEED:-1}" --out "$OUT/ref"
+rc=$?
+if [ "$rc" -ne 0 ]; then
+    say "FAIL: the reference datapath run exited $rc (findings are bugs in srl2_ref: see $OUT/ref/fuzz-summary.txt)"
+    status=1
+fi
+after=$(ip netns list | awk '{print $1}' | sort)
+leaked=$(comm -13 <(echo "$before") <(echo "$after") | grep '^fz' || true)
+if [ -n "$leaked" ]; then
+    say "FAIL: network namespaces left behind: $leaked"
+    status=1
+fi
+
+# --- 2. the RFC kernel in a VM, when it is here
+if [ -f "$KDIR/bzImage" ]; then
+    say "RFC kernel $KDIR/bzImage in testbed vm, ${VM_TIME} s of fuzzing; results in $OUT/vm"
+    mkdir -p "$OUT/vm"
+    # The boot, the lab and Python under software emulation take minutes of their own.
+    # Two boots: the one that finds the crash, and the one that reads it back
+    # (records the finding, writes its reproducer; no shrinking or replay here).
+    python3 -m testbed.cli vm --kernel "$KDIR/bzImage" --memory 2G --out "$OUT/vm" --max-boots 2 \
+        --timeout $(( VM_TIME * 3 + 600 )) -- \
+        python3 -m testbed.cli fuzz --datapath kernel --time "$VM_TIME" --ip "$KDIR/ip-srl2" \
+        --shrink-boots 0 --no-verify
+    say "testbed vm exited $? (non-zero is expected when the kernel crashed)"
+    if [ ! -f "$OUT/vm/fuzz-summary.txt" ] && [ ! -f "$OUT/vm/fuzz-state.json" ]; then
+        say "FAIL: the fuzzer left no summary or state in $OUT/vm"
+        status=1
+    elif [ "${FUZZ_SMOKE_EXPECT_MTU:-1}" = 1 ]; then
+        if ! grep -qs "skbuff.c:209\|add_grec" "$OUT/vm/fuzz-state.json" "$OUT/vm/crashes.jsonl" "$OUT/vm/fuzz-summary.txt"; then
+            say "FAIL: the RFC kernel's wrapped-MTU crash (skbuff.c:209, add_grec) was not found"
+            status=1
+        fi
+    fi
+    [ -f "$OUT/vm/fuzz-summary.txt" ] && cat "$OUT/vm/fuzz-summary.txt" >&2
+else
+    say "no $KDIR/bzImage: the VM part is skipped"
+fi
+[ "$status" -eq 0 ] && say "OK" || say "FAILED"
+exit "$status"
