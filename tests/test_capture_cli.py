@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -16,6 +18,21 @@ from testbed.decode import decode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMED = "capturing on "
+
+
+@pytest.fixture
+def private_state(monkeypatch):
+    """Lab records in a directory of this test's own, for this process and
+    the CLI processes it starts: another testbed process that takes a live
+    lab's record for stale (seen here from `testbed vm` guests sharing the
+    host's /run) must not make the lab vanish from under the CLI."""
+    from testbed import state
+
+    path = tempfile.mkdtemp(prefix="vz")  # short: control sockets live below it (108-byte limit)
+    monkeypatch.setattr(state, "STATE_DIR", path)
+    monkeypatch.setenv("TESTBED_STATE_DIR", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def run_cli(*args: str, **kw) -> subprocess.Popen:
@@ -58,7 +75,7 @@ def finish(proc: subprocess.Popen) -> tuple[bytes, str]:
 
 
 @pytest.mark.usefixtures("need_root")
-def test_capture_prints_sids_and_inner_icmp(make_lab):
+def test_capture_prints_sids_and_inner_icmp(private_state, make_lab):
     lab = make_lab("topologies/p2p.yaml", datapath="ref")
     proc = run_cli("capture", lab.name, "rt-1", "veth-rt2", "--filter", "icmp", "-c", "2")
     wait_armed(proc)
@@ -77,7 +94,7 @@ def test_capture_prints_sids_and_inner_icmp(make_lab):
 
 
 @pytest.mark.usefixtures("need_root")
-def test_capture_writes_pcap_to_stdout(make_lab):
+def test_capture_writes_pcap_to_stdout(private_state, make_lab):
     lab = make_lab("topologies/p2p.yaml", datapath="ref")
     proc = run_cli("capture", lab.name, "rt-2", "veth-rt1", "-w", "-", "--filter", "sid=fcff:2::d20,!arp", "-c", "1")
     wait_armed(proc)

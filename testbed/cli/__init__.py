@@ -8,7 +8,7 @@ import importlib
 import signal
 import sys
 
-VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "vm")
+VERBS = ("up", "status", "list", "exec", "capture", "down", "render", "graph", "vm")
 
 
 class UsageError(Exception):
