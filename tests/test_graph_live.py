@@ -137,3 +137,14 @@ def test_unknown_sid_owner_is_drawn_in_red_and_longest_prefix_wins():
     assert '"a" -- "?fc00::9" [style=dashed' in dot
     assert pw_label(dot, "b", "b", "blue") == "srl2-0: fcff:1::d20"
     assert "sid fcff:1::d20 End.DT2U srl2-0  packets 3 errors 0" in dot
+
+
+def test_list_formats_age_and_stale_owner():
+    from testbed.cli.list import age, format_rows
+
+    assert [age(s) for s in (3.7, 252, 7500, 3 * 86400 + 4 * 3600)] == ["3s", "4m12s", "2h05m", "3d04h"]
+    text = format_rows([{"name": "p2p", "datapath": "ref", "nodes": 4, "age": 75.0, "topology": "topologies/p2p.yaml",
+                         "owner": {"pid": 42, "kind": "keeper", "user": "alice", "alive": False}}])
+    assert text.splitlines() == [
+        "LAB  DATAPATH  NODES  OWNER              USER   AGE    TOPOLOGY",
+        "p2p  ref       4      keeper 42 (stale)  alice  1m15s  topologies/p2p.yaml"]
