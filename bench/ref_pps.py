@@ -21,7 +21,6 @@ DIR/ref_pps.png and DIR/ref_pps.svg (bench/plots.py; DIR defaults to docs/plots)
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import select
@@ -292,7 +291,8 @@ def main() -> int:
         if why:
             print(f"plots: {why}")
         else:
-            note = (f"bench/ref_pps.py --window {args.window} --windows {args.windows}: best window, generator {kind}, {os.cpu_count()} CPUs "
+            note = (f"bench/ref_pps.py --window {args.window} --windows {args.windows}: best window, "
+                    f"generator {kind}, {os.cpu_count()} CPUs "
                     f"(shared), kernel {os.uname().release}")
             for path in plots.frames_per_second(rows, args.plots, note):
                 print(f"plot: {path}")

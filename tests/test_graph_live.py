@@ -58,7 +58,7 @@ def test_p2p_picture_has_pairs_segments_and_moving_counters(private_state, make_
     before = live.read(lab)
     ping(lab, "hs-1", "10.0.0.2")
     info = live.read(lab)
-    pairs = {frozenset({(l["a"], l["a_if"]), (l["b"], l["b_if"])}) for l in info["links"]}
+    pairs = {frozenset({(link["a"], link["a_if"]), (link["b"], link["b_if"])}) for link in info["links"]}
     assert pairs == {frozenset({("hs-1", "veth0"), ("rt-1", "veth-hs")}),
                      frozenset({("rt-1", "veth-rt2"), ("rt-2", "veth-rt1")}),
                      frozenset({("rt-2", "veth-hs"), ("hs-2", "veth0")})}
@@ -104,7 +104,7 @@ def test_cli_graph_of_a_lab_and_list(private_state, make_lab, tmp_path):
         assert svg.lstrip().startswith("<?xml") and "srl2&#45;0: fcff:2::d20" in svg  # graphviz escapes "-"
     listed = cli("list")
     assert listed.returncode == 0, listed.stderr
-    line = next((l for l in listed.stdout.splitlines() if l.split()[:1] == [lab.name]), None)
+    line = next((row for row in listed.stdout.splitlines() if row.split()[:1] == [lab.name]), None)
     assert line is not None, listed.stdout
     assert line.split()[1:3] == ["ref", "4"] and line.rstrip().endswith("topologies/p2p.yaml")
     assert "(stale)" not in line

@@ -172,7 +172,7 @@ def _lines(lines: list[str]) -> str:
     """A DOT label: the first line centred, the rest left-justified."""
     if len(lines) == 1:
         return _esc(lines[0])
-    return _esc(lines[0]) + "\\n" + "".join(_esc(l) + "\\l" for l in lines[1:])
+    return _esc(lines[0]) + "\\n" + "".join(_esc(line) + "\\l" for line in lines[1:])
 
 
 def _rxtx(stats: dict | None) -> str:
@@ -253,14 +253,14 @@ def render_live_dot(info: dict) -> str:
     nodes = [{"id": _q(node), "shape": "ellipse" if n.get("router") else "box", "label": _node_label(node, n)}
              for node, n in info["nodes"].items()]
     links = []
-    for l in info["links"]:
+    for pair in info["links"]:
         ends = []
-        for node, ifname in ((l["a"], l["a_if"]), (l["b"], l["b_if"])):
+        for node, ifname in ((pair["a"], pair["a_if"]), (pair["b"], pair["b_if"])):
             n = info["nodes"][node]
             iface = next((i for i in n["interfaces"] if i["name"] == ifname), {"addresses": []})
             ends.append("\\n".join(_esc(t) for t in [ifname, *iface["addresses"], _rxtx(n["stats"].get(ifname))] if t))
-        links.append({"a": _q(l["a"]), "b": _q(l["b"]), "taillabel": ends[0], "headlabel": ends[1],
-                      "tooltip": _esc(f"{l['a']}:{l['a_if']} -- {l['b']}:{l['b_if']}")})
+        links.append({"a": _q(pair["a"]), "b": _q(pair["b"]), "taillabel": ends[0], "headlabel": ends[1],
+                      "tooltip": _esc(f"{pair['a']}:{pair['a_if']} -- {pair['b']}:{pair['b_if']}")})
     pws, unknown = _pseudowires(info)
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("read_at", time.time())))
     title = f"lab {info['lab']} ({info['datapath']} datapath, {info['topology']}), read back at {when}"
