@@ -130,3 +130,16 @@ def test_capture_of_unknown_lab_is_one_line():
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert err.decode().strip() == "testbed: error: no lab named 'no-such-lab-viz' is up (see: testbed status)"
+
+
+@pytest.mark.usefixtures("need_root")
+def test_capture_ends_when_its_lab_is_taken_down(private_state, make_lab):
+    """A capture holds its netns open: it must notice `down` and end, not wait forever."""
+    lab = make_lab("topologies/p2p.yaml", datapath="ref")
+    netns = lab.node("rt-1").name
+    proc = run_cli("capture", lab.name, "rt-1", "veth-rt2")
+    wait_armed(proc)
+    lab.down()
+    out, err = finish(proc)
+    assert f"lab {lab.name} was taken down" in err
+    assert not os.path.exists(f"/run/netns/{netns}")

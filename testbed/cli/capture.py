@@ -6,6 +6,7 @@ frame read down to its innermost header, SRv6 outer addresses and SRH first.
 the messages go to stderr."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -65,7 +66,7 @@ def run(args) -> int:
                   + (f" (filter {args.filter!r})" if args.filter else "") + "; Ctrl-C to stop",
                   file=sys.stderr, flush=True)
             try:
-                for frame in cap.stream():
+                for frame in cap.stream(alive=lambda: lab_is_up(lab)):
                     decoded = decode(frame.data) if keep or not writer else None
                     if keep and not keep(decoded):
                         continue
@@ -79,12 +80,21 @@ def run(args) -> int:
             except KeyboardInterrupt:
                 pass
         where = " written to " + ("standard output" if to_stdout else args.write) if writer else ""
-        print(f"{n} frame{'s' if n != 1 else ''}{where}", file=sys.stderr)
+        gone = "" if lab_is_up(lab) else f"; lab {args.lab} was taken down"
+        print(f"{n} frame{'s' if n != 1 else ''}{where}{gone}", file=sys.stderr)
     finally:
         if out is not None and not to_stdout:
             out.close()
         lab.close()
     return 0
+
+
+def lab_is_up(lab) -> bool:
+    """The lab's record and the node's netns still exist (`down` removes both)."""
+    from testbed import linux, state
+
+    return state.load(lab.name) is not None and all(os.path.exists(linux.netns_path(ns.name))
+                                                    for ns in lab.ns.values())
 
 
 def line(frame, text: str) -> str:
