@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from testbed import topology  # noqa: E402
+from testbed import state, topology  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.render import KSFT_SKIP, render_script  # noqa: E402
 
@@ -178,6 +179,18 @@ def main() -> int:
     ap.add_argument("--no-plots", action="store_true", help="print the figures only")
     args = ap.parse_args()
     name = f"bench{os.getpid()}"
+    # Lab records of its own (inherited by the CLI it times): on a shared
+    # machine another testbed process that takes a lab for stale must not
+    # pull the record from under a run.
+    private = tempfile.mkdtemp(prefix="bring_up_state")
+    os.environ["TESTBED_STATE_DIR"] = state.STATE_DIR = private
+    try:
+        return run(args, ap, name)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def run(args, ap, name: str) -> int:
     if args.sizes:
         sizes = [int(x) for x in args.sizes.split(",")]
         if any(n < 4 for n in sizes):
