@@ -53,8 +53,17 @@ def pw_label(dot: str, a: str, b: str, color: str) -> str:
 
 
 @pytest.mark.usefixtures("need_root")
-def test_p2p_picture_has_pairs_segments_and_moving_counters(private_state, make_lab):
-    lab = make_lab("topologies/p2p.yaml", datapath="ref")
+@pytest.mark.parametrize("dp", ["ref", "kernel"])
+def test_p2p_picture_has_pairs_segments_and_moving_counters(private_state, make_lab, dp):
+    """On the kernel datapath the segments come from IFLA_SRL2_SRH, on the
+    reference from its process; both must read the same."""
+    if dp == "kernel":
+        from testbed.datapaths.kernel import KernelDatapath
+
+        reason = KernelDatapath.probe().reason(["srl2", "End.DT2U"])
+        if reason:
+            pytest.skip(reason)
+    lab = make_lab("topologies/p2p.yaml", datapath=dp)
     before = live.read(lab)
     ping(lab, "hs-1", "10.0.0.2")
     info = live.read(lab)
