@@ -8,8 +8,8 @@ import importlib
 import signal
 import sys
 
-VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "validate", "vm", "report", "compare",
-         "fuzz")
+VERBS = ("up", "status", "list", "exec", "capture", "down", "render", "graph", "validate", "vm", "report",
+         "compare", "fuzz")
 
 
 class UsageError(Exception):

@@ -29,7 +29,7 @@ from testbed.render.checks import script_checks
 from testbed.render.plan import Plan, RenderError, ns_prefix, ns_variables
 from testbed.render.shell import word as _word
 
-__all__ = ["render_script", "render_dot", "render_svg", "render_graph", "GRAPH_FORMATS", "ns_variables", "RenderError",
+__all__ = ["render_script", "render_dot", "render_svg", "render_graph", "draw", "GRAPH_FORMATS", "ns_variables", "RenderError",
            "KSFT_PASS", "KSFT_FAIL", "KSFT_SKIP", "BASE_SYSCTLS", "ROUTER_SYSCTLS"]
 
 # kselftest exit codes (tools/testing/selftests/kselftest.h)
@@ -155,6 +155,11 @@ def render_svg(topo: model.Topology, dot: Optional[str] = None) -> bytes:
 
 def render_graph(topo: model.Topology, fmt: str, dot: Optional[str] = None) -> bytes:
     """`render_dot(topo)` drawn by graphviz `dot -T<fmt>`, fmt one of GRAPH_FORMATS."""
+    return draw(render_dot(topo), fmt, dot)
+
+
+def draw(text: str, fmt: str, dot: Optional[str] = None) -> bytes:
+    """DOT `text` drawn by graphviz `dot -T<fmt>`, fmt one of GRAPH_FORMATS."""
     if fmt not in GRAPH_FORMATS:
         raise RenderError(f"graphviz output format must be one of {', '.join(GRAPH_FORMATS)}, not {fmt!r}")
     exe = dot or shutil.which("dot")
@@ -162,7 +167,7 @@ def render_graph(topo: model.Topology, fmt: str, dot: Optional[str] = None) -> b
         raise RenderError("graphviz is not installed: `dot` is not on PATH "
                           "(apt-get install graphviz); DOT needs no graphviz: `testbed graph TOPOLOGY -o FILE.dot`")
     try:
-        proc = subprocess.run([exe, f"-T{fmt}"], input=render_dot(topo).encode(),
+        proc = subprocess.run([exe, f"-T{fmt}"], input=text.encode(),
                               capture_output=True, check=False, timeout=60)
     except OSError as e:
         raise RenderError(f"cannot run {exe}: {e}") from None
