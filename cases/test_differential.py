@@ -147,8 +147,8 @@ def test_kernel_srl2_and_reference_srl2_send_identical_packets(lab, capture, che
             d = masked_diff(sc.Ether(got_r), got_k, ignore)
             name = tag_of(m).decode()
             checks.check("D1", f"outer packet of frame {name} under seg6_flowlabel {mode}, kernel against the "
-                               "reference", not d, "identical (expected = reference)",
-                         "; ".join(x.replace(", got ", ", kernel ") for x in d))
+                               "reference", not d, "identical to the reference's",
+                         "; ".join(x.replace(": expected ", ": reference ").replace(", got ", ", kernel ") for x in d))
 
 
 # ---- D2: route-based l2encap against the reference srl2 ----------------------

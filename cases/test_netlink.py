@@ -87,7 +87,12 @@ class Sender(threading.Thread):
         try:
             while not self.halt.is_set():
                 for _ in range(5):
-                    self.sock.send(self.frame)
+                    try:
+                        self.sock.send(self.frame)
+                    except OSError as e:
+                        if e.errno != errno.ENOBUFS:  # a full queue (a loaded machine) passes; the rest ends
+                            raise
+                        break
                     self.sent += 1
                 self.halt.wait(0.005)
         except OSError as e:

@@ -58,7 +58,8 @@ def check_arrived_unchanged(checks, cap, frames: dict[str, bytes], where: str, a
     and byte for byte as sent (a check of UNCHANGED).  WHY adds to each
     frame's description (e.g. how its size relates to the MTU)."""
     sc = scapy()
-    received(cap, MARK, len(frames))
+    marks = [marked(t) for t in frames]
+    cap.wait_for(lambda f: not f.outgoing and any(m in f.data for m in marks), len(frames))
     for tag, frame in frames.items():
         what = f"frame {tag} ({len(frame)} bytes{why})"
         got = [f for f in cap.frames if carrying(marked(tag))(f)]

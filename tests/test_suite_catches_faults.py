@@ -74,6 +74,7 @@ class Case:
     ids: set[str]
     outcome: str  # passed, failed, error, skipped
     checks: list[dict] = field(default_factory=list)  # testbed.checks, as recorded
+    message: str = ""  # the first line of its failure
 
     def failed_ids(self) -> set[str]:
         """The IDs this case failed: those of its failed checks, or all its
@@ -122,14 +123,14 @@ def read_junit(path: Path) -> list[Case]:
     cases = []
     for tc in ET.parse(path).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in tc.iter("property")}
-        outcome = "passed"
+        outcome, message = "passed", ""
         for child, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
             if tc.find(child) is not None:
-                outcome = name
+                outcome, message = name, (tc.find(child).get("message") or "").split("\n", 1)[0]
                 break
         ids = set(filter(None, props.get("conformance", "").split(",")))
         checks = ast.literal_eval(props["testbed_checks"]) if "testbed_checks" in props else []
-        cases.append(Case(f"{tc.get('classname')}::{tc.get('name')}", ids, outcome, checks))
+        cases.append(Case(f"{tc.get('classname')}::{tc.get('name')}", ids, outcome, checks, message))
     return cases
 
 
@@ -216,7 +217,7 @@ def test_every_reference_fault_makes_its_cases_fail(tmp_path):
             if wrong:
                 lines = [f"{k['id']}: {k['what']}" for k in c.checks if k["verdict"] == "fail" and k["id"] in wrong]
                 problems.append(f"{run.describe()}: {c.name} failed {', '.join(sorted(wrong))}, which the fault "
-                                f"does not break: {'; '.join(lines) or 'no check recorded'}")
+                                f"does not break: {'; '.join(lines) or 'no failed check, it stopped on ' + c.message}")
         errors = [c for c in run.cases if c.outcome == "error"]
         if errors:
             problems.append(f"{run.describe()}: cases errored instead of failing: {names(errors)}")
