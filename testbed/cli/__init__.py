@@ -27,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from testbed.diagnostics import TopologyError
     from testbed.errors import TestbedError
 
     parser = build_parser()
@@ -35,16 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     _stop_signals_interrupt()
     try:
         return args.run(args)
-    except TopologyError as e:
-        n = len(e.diagnostics)
-        print(f"{e}\ntestbed: {n} error{'s' if n != 1 else ''} in the topology; nothing was built",
-              file=sys.stderr)
-        return 2
     except UsageError as e:
         parser.print_usage(sys.stderr)
         print(f"testbed: error: {e}", file=sys.stderr)
         return 2
     except (TestbedError, PermissionError) as e:
+        # Imported only here: it loads the topology model, which verbs such
+        # as `down` never need (a third of their start-up).
+        from testbed.diagnostics import TopologyError
+
+        if isinstance(e, TopologyError):
+            n = len(e.diagnostics)
+            print(f"{e}\ntestbed: {n} error{'s' if n != 1 else ''} in the topology; nothing was built",
+                  file=sys.stderr)
+            return 2
         print(f"testbed: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
