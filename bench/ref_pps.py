@@ -231,7 +231,7 @@ def main() -> int:
     kind = "?"
     try:
         names = build(prefix)
-        a, b, gen = Netns(names["a"]), Netns(names["b"]), names["gen"]
+        a, gen = Netns(names["a"]), names["gen"]
         veth_k_mac = a.ipr.get_links(a.ipr.link_lookup(ifname="veth-k")[0])[0].get_attr("IFLA_ADDRESS")
         for nsegs in nsegs_list:
             segs = ["fcff:2::d2"] + [f"fcff:2::{i:x}" for i in range(1, nsegs)]
@@ -280,7 +280,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"generator: {kind}; best of {args.windows} window(s) of {args.window}s; {os.cpu_count()} CPUs; "
           f"kernel {os.uname().release}")
-    print(f"{'frame':>6} {'SIDs':>4} {'srl2_ref fps':>13} {'ref on wire':>12} {'kernel l2encap':>15} {'ref/kernel':>10}")
+    print(f"{'frame':>6} {'SIDs':>4} {'srl2_ref fps':>13} {'ref on wire':>12} "
+          f"{'kernel l2encap':>15} {'ref/kernel':>10}")
     for size, nsegs, r, w, k in rows:
         ratio = r / k if k else float("nan")
         print(f"{size:>6} {nsegs:>4} {r:>13.0f} {w:>12.0f} {k:>15.0f} {ratio:>10.2f}")

@@ -523,7 +523,8 @@ def test_end_dt2u_into_a_down_l2dev_is_dropped(lab, capture):
     # the frame sent while down must never show up, also not late (after up)
     delivered_after_repair(lab_, caps, "E5up")
     for cap in caps:
-        assert [f for f in cap.settle() if mark in f.data] == [], f"a frame sent while l2dev was down reached {cap.where}"
+        assert [f for f in cap.settle() if mark in f.data] == [], \
+            f"a frame sent while l2dev was down reached {cap.where}"
 
 
 CARRIER_LAB = textwrap.dedent(f"""\
@@ -571,7 +572,8 @@ def test_end_dt2u_into_an_l2dev_without_carrier_is_dropped(lab, capture):
     assert until(lambda: not port_forwarding(lab_, "rt-2", "veth-l2")), "veth-l2 kept forwarding without carrier"
     mark = marker("E5nocarrier")
     inject(lab_, [srv6_to(lab_, DT2U_SID, inner_frame(mark, dst="ff:ff:ff:ff:ff:ff"))])
-    assert [f for f in cap.settle() if mark in f.data] == [], "a frame reached the bridge through an l2dev without carrier"
+    assert [f for f in cap.settle() if mark in f.data] == [], \
+        "a frame reached the bridge through an l2dev without carrier"
     hsl.ipr.link("set", index=peer, state="up")
     assert until(lambda: port_forwarding(lab_, "rt-2", "veth-l2")), "veth-l2 did not forward with carrier back"
     mark = marker("E5carrier")

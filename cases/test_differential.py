@@ -142,7 +142,7 @@ def test_kernel_srl2_and_reference_srl2_send_identical_packets(lab, capture, che
         frames = d1_frames(b"D1fl" + mode.encode())
         for l in labs.values():
             send_frames(l.node("hs-1"), "veth0", [f for _, f in frames])
-        for m, frame in frames:
+        for m, _frame in frames:
             got_k, got_r = one_each(caps, m, outgoing=True)
             d = masked_diff(sc.Ether(got_r), got_k, ignore)
             name = tag_of(m).decode()

@@ -477,11 +477,12 @@ def carried(cap, tag: str):
                          "after a move it would still route there")
 def test_moving_the_device_to_another_netns(lab, capture, checks, kernel_log):
     """N6 (RFC series: no NETIF_F_NETNS_LOCAL, the move is allowed; later
-    revisions forbid it; either is a finding, noted as N6 without failing).  If the kernel refuses the move, it does so with an
-    error and the device stays in a, still working.  If it allows it, the
-    device is gone from a and, in b, frames it transmits are routed by b's
-    routes (out of b with b's source address, fcf0:0:b::1) and never by a's
-    (a cached route from the old netns would send them out of a)."""
+    revisions forbid it; either is a finding, noted as N6 without failing).
+    If the kernel refuses the move, it does so with an error and the device
+    stays in a, still working.  If it allows it, the device is gone from a
+    and, in b, frames it transmits are routed by b's routes (out of b with
+    b's source address, fcf0:0:b::1) and never by a's (a cached route from
+    the old netns would send them out of a)."""
     lab_ = lab(MOVE)
     a, b = lab_.node("a"), lab_.node("b")
     via_a, via_b = capture(lab_, "u", "veth-a"), capture(lab_, "u", "veth-b")

@@ -116,6 +116,7 @@ def check_c1(lab_, checks) -> None:
     # 12-13 of the frame), UDP destination port at @th,288,16 (bytes 36-37:
     # 14 Ethernet + 20 IPv4 + 2).
     ours = f"ip6 daddr {RT2_SID} @th,96,16 0x0800 @th,288,16 {C1_PORT}"
+    own_flow = f"ct original ip6 daddr {RT2_SID} ct original ip6 saddr {RT1_UNDERLAY}"
     nft(rt1, textwrap.dedent(f"""\
         table inet c1 {{
           chain out {{
@@ -125,7 +126,7 @@ def check_c1(lab_, checks) -> None:
           chain post {{
             type filter hook postrouting priority 0;
             {ours} counter comment "outer-seen"
-            {ours} ct state new ct l3proto ipv6 ct original ip6 daddr {RT2_SID} ct original ip6 saddr {RT1_UNDERLAY} counter comment "outer-own-new"
+            {ours} ct state new ct l3proto ipv6 {own_flow} counter comment "outer-own-new"
             {ours} ct l3proto ipv4 counter comment "outer-inner-ct"
             {ours} ct state untracked counter comment "outer-untracked"
           }}

@@ -533,7 +533,8 @@ def test_two_pseudowires_in_two_bridges_stay_isolated(lab, capture):
     das = {}
     for f in underlay.settle():
         if f.outgoing and is_srv6(f.data) and MARK in f.data:
-            das.setdefault(f.data[f.data.index(MARK) + len(MARK):].split(b"-")[0], set()).add(ipaddress.IPv6Address(f.data[38:54]))
+            tag = f.data[f.data.index(MARK) + len(MARK):].split(b"-")[0]
+            das.setdefault(tag, set()).add(ipaddress.IPv6Address(f.data[38:54]))
     assert das == {b"A": {ipaddress.IPv6Address("fcff:2::d2a")}, b"B": {ipaddress.IPv6Address("fcff:2::d2b")}}
     for src in ("hs-a1", "hs-b1"):
         p = ping(lab_, src, "10.0.0.2")

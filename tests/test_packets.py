@@ -29,4 +29,5 @@ def test_a_payload_byte_is_reported_by_offset():
     exp = srv6_packet(frame(), ["fc00::a"], "fc00::1")
     got = bytearray(bytes(exp))
     got[-1] ^= 1
-    assert masked_diff(exp, bytes(got)) == [f"bytes differ at offset {len(got) - 1} (lengths {len(got)} and {len(got)})"]
+    n = len(got)
+    assert masked_diff(exp, bytes(got)) == [f"bytes differ at offset {n - 1} (lengths {n} and {n})"]

@@ -359,7 +359,7 @@ def test_small_lab_runs_and_is_what_the_topology_says(tmp_path):
         names = {node: got[v[node]] for node in topo.nodes}
         assert all(n.startswith(f"{node}-") for node, n in names.items())
         assert all(os.path.exists(f"/run/netns/{n}") for n in names.values())
-        h1, h2, r1 = names["h1"], names["h2"], names["r1"]
+        h1, r1 = names["h1"], names["r1"]
 
         snap = {node: snapshot(ns) for node, ns in names.items()}
         rl = snap["r1"]["links"]

@@ -203,7 +203,7 @@ def carries(marker: bytes):
 def test_encap_headers_and_counters(lab):
     """H1 H2 H3 H4 H5 H6(0) S1 N7: outer IPv6 + SRH + the whole frame; hop limit 64
     although the inner IPv6 hop limit is 1; flow label copied from the inner header."""
-    a, b = lab["ns"]["a"], lab["ns"]["b"]
+    b = lab["ns"]["b"]
     ref = lab["ref_a"]
     before = ref.dev()
     marker = b"H-encap-%d" % time.monotonic_ns()
@@ -358,7 +358,8 @@ def test_l2_no_route_then_repair(lab, kind):
             send_frame(lab["ns"]["h1"], "eth0", raw_frame(dropped))
             after = wait_for(lambda: (c := ref.dev())["tx_carrier_errors"] >= before["tx_carrier_errors"] + 1 and c,
                              what="tx_carrier_errors")
-            assert after["tx_dropped"] - before["tx_dropped"] == after["tx_carrier_errors"] - before["tx_carrier_errors"]
+            dropped = after["tx_dropped"] - before["tx_dropped"]
+            assert dropped == after["tx_carrier_errors"] - before["tx_carrier_errors"]
         finally:
             if kind != "none":
                 a.ipr.route("del", dst="fcff:2::", dst_len=32, type=kind, family=socket.AF_INET6)

@@ -29,8 +29,8 @@ from testbed.render.checks import script_checks
 from testbed.render.plan import Plan, RenderError, ns_prefix, ns_variables
 from testbed.render.shell import word as _word
 
-__all__ = ["render_script", "render_dot", "render_svg", "render_graph", "draw", "GRAPH_FORMATS", "ns_variables", "RenderError",
-           "KSFT_PASS", "KSFT_FAIL", "KSFT_SKIP", "BASE_SYSCTLS", "ROUTER_SYSCTLS"]
+__all__ = ["render_script", "render_dot", "render_svg", "render_graph", "draw", "GRAPH_FORMATS", "ns_variables",
+           "RenderError", "KSFT_PASS", "KSFT_FAIL", "KSFT_SKIP", "BASE_SYSCTLS", "ROUTER_SYSCTLS"]
 
 # kselftest exit codes (tools/testing/selftests/kselftest.h)
 KSFT_PASS = 0

@@ -203,7 +203,7 @@ def picture(topo: model.Topology, max_width: Optional[int] = 160) -> str:
 
     base = 3
     verticals: list[tuple[int, int]] = []  # (x, last row) of every vertical
-    for level, xl, xr, el, er in placed:
+    for level, xl, xr, _el, _er in placed:
         row = base + 2 * level + 1
         verticals += [(xl, row), (xr, row)]
     for level, xl, xr, el, er in placed:
@@ -306,7 +306,7 @@ def details(topo: model.Topology, netns: Optional[dict[str, str]] = None) -> str
                 ifnames.append(name)
         for ifname in ifnames:
             parts: list[str] = []
-            for link, end, peer in topo.veth_ends(n):
+            for _link, end, peer in topo.veth_ends(n):
                 if end.ifname == ifname:
                     parts.append(f"-> {peer}")
             br = node.bridges.get(ifname)

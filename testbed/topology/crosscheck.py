@@ -52,7 +52,7 @@ def check_node(ctx: Ctx, st: NodeState) -> None:
 
     # interface entries: every interface of the node, configured or not
     rank = {"the loopback device": 0, "a link end": 1, "a bridge": 2, "an srl2 device": 3}
-    for ifname, (what, where) in sorted(made.items(), key=lambda kv: rank.get(kv[1][0], 4)):
+    for ifname, (_what, where) in sorted(made.items(), key=lambda kv: rank.get(kv[1][0], 4)):
         node.interfaces[ifname] = model.Interface(name=ifname, where=where)
     for ifname, knode, iface in st.configured:
         if ifname not in made:
