@@ -447,9 +447,10 @@ def test_cli_timeout_exits_124(tmp_path, capsys, fake_vng, monkeypatch):
     exe, kernel = fake_vng
     monkeypatch.setenv("FAKE_VNG_MODE", "hang")
     monkeypatch.setenv("PATH", f"{os.path.dirname(exe)}:{os.environ['PATH']}")
-    rc, _, err = cli(capsys, "--kernel", kernel, "--out", str(tmp_path / "r"), "--timeout", "1",
+    # 5 s: time for the fake to start and print on a loaded machine
+    rc, _, err = cli(capsys, "--kernel", kernel, "--out", str(tmp_path / "r"), "--timeout", "5",
                      "--", "true")
-    assert rc == 124 and "\ntestbed: error: timeout: the VM did not finish within 1 s" in err, err
+    assert rc == 124 and "\ntestbed: error: timeout: the VM did not finish within 5 s" in err, err
     assert err.rstrip().endswith("last output:\n  booting...")
 
 

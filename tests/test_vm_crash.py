@@ -180,6 +180,21 @@ def test_warnings_stop_only_when_asked():
     assert stop.complete(100.0) and crash.kind == "WARNING" and crash.lines[0].endswith("cut here ]------------")
 
 
+def test_vng_sends_the_console_to_the_host_and_the_vm_dies_with_us(tmp_path, monkeypatch):
+    spec = vm.VmSpec(kernel="/k/bzImage", command=["true"], out=str(tmp_path), project="/src/p")
+    argv = vm.vng_argv(spec)
+    appended = [argv[i + 1] for i, a in enumerate(argv) if a == "--append"]
+    assert "--verbose" in argv                          # the kernel console on vng's stderr
+    assert f"loglevel={runner.CONSOLE_LOGLEVEL}" in appended and runner.CONSOLE_LOGLEVEL > 5  # markers: <5>
+    assert "no_timer_check" in appended                 # software emulation only
+    assert "no_timer_check" not in vm.vng_argv(vm.VmSpec(**{**spec.__dict__, "kvm": True}))
+    monkeypatch.setattr(runner.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(runner.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert vm.launch_argv(spec) == ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--", *argv]
+    monkeypatch.setattr(runner.os, "geteuid", lambda: 1000)
+    assert vm.launch_argv(spec) == argv
+
+
 # ---------------------------------------------------------------------------
 # the boot loop, against a fake vng (no kernel)
 # ---------------------------------------------------------------------------

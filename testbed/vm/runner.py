@@ -134,6 +134,11 @@ def vng_argv(spec: VmSpec) -> list[str]:
              # to /dev/null); the guest runner sends the command's stderr to
              # its stdout, so the host reads the console alone on that pipe.
              "--verbose"]
+    if not spec.kvm:
+        # Software emulation on a loaded host can be too slow for the
+        # kernel's IO-APIC timer check, which then panics at boot ("IO-APIC
+        # + timer doesn't work!", seen here with Debian's 6.1).
+        argv += ["--append", "no_timer_check"]
     argv += ["--exec", guest_command(spec)]
     return argv
 
