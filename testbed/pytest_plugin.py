@@ -265,11 +265,13 @@ def pytest_runtest_protocol(item, nextitem):
         kmsg_marker(case_marker("END", item.nodeid))
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
     """A case charged with a kernel crash on an earlier boot fails here,
-    without running, with the kernel's lines; inside a VM, the kernel log
-    is read from here to the end of the case's teardown."""
+    before its fixtures, with the kernel's lines; inside a VM, the kernel
+    log is read from here to the end of the case's teardown.  (A plain
+    hook, not a wrapper: failing inside every wrapper lets their teardown
+    halves find what their setup halves made.)"""
     crash = getattr(item, "_testbed_crash", None)
     if crash is not None:
         item.user_properties.append(("testbed_crash", asdict(crash)))
@@ -278,7 +280,6 @@ def pytest_runtest_setup(item):
         from testbed.kmsg import KernelLog
 
         item._testbed_kmsg = KernelLog()
-    return (yield)
 
 
 @pytest.hookimpl(wrapper=True)

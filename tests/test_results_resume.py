@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -85,6 +86,8 @@ def test_boot_2_resumes_the_run(tmp_path, workers):
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 1, p.stdout + p.stderr
     assert sorted(os.listdir(ran)) == ["other", "rest"]  # neither the done case nor the crashed one ran
+    summary = p.stdout.strip().splitlines()[-1]  # one error (the crash), no teardown error beside it
+    assert re.search(r"\b1 failed\b.*\b1 passed\b.*\b1 error\b", summary), p.stdout
 
     rec = read(str(record))
     assert not rec.truncated and [h.boot for h in rec.headers] == [1, 2]

@@ -58,11 +58,11 @@ def unit_verdicts(case: Case) -> dict[str, str]:
 
 
 def finding_line(case: Case, cid: str) -> str:
-    """What a case said about one ID (its finding line), or its outcome."""
-    for f in findings_of(case):
-        if cid == CASE_LEVEL or cid in f.id.split(","):
-            return f.body()
-    return case.outcome
+    """What a case said about one ID (its first finding, and how many more), or its outcome."""
+    bodies = [f.body() for f in findings_of(case) if cid == CASE_LEVEL or cid in f.id.split(",")]
+    if not bodies:
+        return case.outcome
+    return bodies[0] + (f" (and {len(bodies) - 1} more)" if len(bodies) > 1 else "")
 
 
 @dataclass

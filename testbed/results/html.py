@@ -172,7 +172,7 @@ def _checks_table(case: Case) -> str:
     passing = [c for c in case.checks if c.get("verdict") == "pass"]
     out = _table(_CHECK_HEAD, _check_rows(shown), "checks") if shown else ""
     if passing:
-        out += (f"<details><summary>{len(passing)} passing checks</summary>"
+        out += (f"<details><summary>{len(passing)} passing check{'s' * (len(passing) != 1)}</summary>"
                 f"{_table(_CHECK_HEAD, _check_rows(passing), 'checks')}</details>")
     return out
 
