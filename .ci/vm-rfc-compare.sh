@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# CI: the kernel-datapath suite on the srl2 RFC kernel (.ci/vm-rfc.sh), its
+# record compared with the committed baseline (baselines/srl2-rfc-6.12.jsonl).
+# A harness change that alters a verdict on that kernel turns CI red.
+#
+# A difference is confirmed before it counts, as kernel CI confirms a
+# regression: the suite runs once more in a fresh boot and only what differs
+# from the baseline in both runs is reported (a case slowed down by a loaded
+# machine must not pass for a changed verdict).  No kernel: nothing to do.
+#
+# Environment: VM_RFC_KERNEL (see .ci/vm-rfc.sh), VM_RFC_BASELINE (default
+# baselines/srl2-rfc-6.12.jsonl), VM_RFC_OUT (default: a new directory under /tmp).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+KERNEL=${VM_RFC_KERNEL:-../shared/kernels/srl2-rfc-6.12/bzImage}
+BASELINE=${VM_RFC_BASELINE:-baselines/srl2-rfc-6.12.jsonl}
+OUT=${VM_RFC_OUT:-$(mktemp -d /tmp/vm-rfc-compare.XXXXXX)}
+say() { echo "vm-rfc-compare: $*" >&2; }
+
+if [ ! -f "$KERNEL" ]; then
+    say "no srl2 kernel at $KERNEL: nothing to compare"
+    exit 0
+fi
+
+run_and_compare() {  # $1: results directory; exit status of the comparison
+    VM_RFC_OUT="$1" bash .ci/vm-rfc.sh || return 2
+    python3 -m testbed.cli report "$1/record.jsonl" --text --html "$1/report.html" >"$1/findings.txt"
+    python3 -m testbed.cli compare "$BASELINE" "$1/record.jsonl" --json >"$1/compare.json"
+    local rc=$?
+    python3 -m testbed.cli compare "$BASELINE" "$1/record.jsonl"
+    return $rc
+}
+
+fixed() {  # true when the comparison in $1 lists verdicts that turned good
+    python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get("fixed") else 1)' "$1/compare.json"
+}
+
+run_and_compare "$OUT/1"
+rc=$?
+if [ "$rc" -eq 2 ]; then
+    say "FAIL: the suite did not run to its end on $KERNEL (see above)"
+    exit 1
+fi
+if [ "$rc" -eq 0 ] && ! fixed "$OUT/1"; then
+    say "OK: every verdict as in $BASELINE (report: $OUT/1/report.html)"
+    exit 0
+fi
+say "verdicts differ from $BASELINE: confirming with a second run in a fresh boot"
+run_and_compare "$OUT/2"
+rc2=$?
+if [ "$rc2" -eq 2 ]; then
+    say "FAIL: the confirming run did not run to its end"
+    exit 1
+fi
+# What differs in both runs is a changed verdict; the rest was the machine.
+# The kernel is the same binary as the baseline's, so "fixed" is a change of
+# the harness too (a finding it no longer sees), and counts like the others.
+python3 - "$OUT/1/compare.json" "$OUT/2/compare.json" <<'EOF'
+import json, sys
+
+KINDS = ("new_crashes", "newly_failing", "fixed")
+
+
+def changed(path):
+    data = json.load(open(path))
+    return {(d["case"], d["id"]): d for kind in KINDS for d in data.get(kind, [])}
+
+
+first, second = changed(sys.argv[1]), changed(sys.argv[2])
+both = sorted(set(first) & set(second))
+for key in both:
+    d = second[key]
+    print(f"vm-rfc-compare: changed verdict: {d['id']} {d['nodeid']}: {d['before']} -> {d['after']}: {d['line']}")
+for key in sorted(set(first) ^ set(second)):
+    print(f"vm-rfc-compare: differed in one run only (not counted): {key[1]} {key[0]}")
+print(f"vm-rfc-compare: {len(both)} changed verdict(s) confirmed by both runs")
+sys.exit(1 if both else 0)
+EOF
