@@ -149,10 +149,10 @@ class Daemon:
 
     # ---- set-up ---------------------------------------------------------
     def setup(self) -> None:
-        self.ipr = IPRoute()
+        ipr = self.ipr = IPRoute()
         self.genl = Seg6Genl()
         self.mon = open_monitor()  # before anything changes, so nothing is missed
-        self.routes = RouteCache(self.ipr, self.genl)
+        self.routes = RouteCache(ipr, self.genl)
         try:
             self.fl_fd = os.open(FLOWLABEL_SYSCTL, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -165,14 +165,14 @@ class Daemon:
             self.devices.append(dev)
             self.by_fd[dev.fd] = dev
             try:
-                dev.ifindex = self.ipr.link_lookup(ifname=dc.name)[0]
-                kw = {"mtu": dc.effective_mtu}
+                dev.ifindex = ipr.link_lookup(ifname=dc.name)[0]
+                kw: dict[str, int | str] = {"mtu": dc.effective_mtu}
                 if dc.mac:
                     kw["address"] = dc.mac
-                self.ipr.link("set", index=dev.ifindex, **kw)
+                ipr.link("set", index=dev.ifindex, **kw)
                 # N1: srl2 is a queueless virtual device (IFF_NO_QUEUE), like
                 # veth or a bridge; a TAP would get the default qdisc when up.
-                self.ipr.tc("replace", "noqueue", dev.ifindex, 0)
+                ipr.tc("replace", "noqueue", dev.ifindex, 0)
             except (NetlinkError, IndexError) as e:
                 raise SetupError(f"device {dc.name}: {e}") from None
         if self.cfg.sids:
@@ -181,15 +181,17 @@ class Daemon:
         if self.cfg.icmp_errors:
             self.icmp = socket.socket(socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMPV6)
         if self.control_path:
-            self._setup_control()
+            self._setup_control(self.control_path)
 
     def _setup_sids(self) -> None:
+        ipr = self.ipr
+        assert ipr is not None  # setup() opened it
         try:
             self.tun_fd, _ = open_tun(self.cfg.tun, tap=False)
         except OSError as e:
             raise SetupError(f"SID device {self.cfg.tun}: cannot create TUN: {e.strerror}") from None
-        self.tun_ifindex = self.ipr.link_lookup(ifname=self.cfg.tun)[0]
-        self.ipr.link("set", index=self.tun_ifindex, mtu=65535, state="up")
+        self.tun_ifindex = ipr.link_lookup(ifname=self.cfg.tun)[0]
+        ipr.link("set", index=self.tun_ifindex, mtu=65535, state="up")
         # An SRv6 node forwards: packets to a SID are routed (ip6_forward) into the TUN.
         with open("/proc/sys/net/ipv6/conf/all/forwarding", "r+") as f:
             if f.read().strip() != "1":
@@ -199,24 +201,28 @@ class Daemon:
         for sc in self.cfg.sids:
             sid = Sid(sc)
             if sc.action == "End.DT2U":
+                assert sc.l2dev is not None  # config.load requires it
                 sid.l2dev = devs[sc.l2dev]
             if sc.action in ("End.DX2", "End.X"):
-                idx = self.ipr.link_lookup(ifname=sc.oif)
+                assert sc.oif is not None  # config.load requires it
+                idx = ipr.link_lookup(ifname=sc.oif)
                 if not idx:
                     raise SetupError(f"SID {sc.sid}: oif {sc.oif} not found")
                 sid.oif = idx[0]
                 if sc.action == "End.DX2":
-                    sid.out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-                    sid.out.bind((sc.oif, 0))
+                    out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+                    sid.out = out
+                    out.bind((sc.oif, 0))
                 else:
-                    sid.out = _raw6()
-                    sid.out.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sc.oif.encode())
-            kw = {"dst": str(sc.sid.network_address), "dst_len": sc.sid.prefixlen, "oif": self.tun_ifindex,
-                  "family": socket.AF_INET6}
+                    out = _raw6()
+                    sid.out = out
+                    out.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sc.oif.encode())
+            kw: dict[str, int | str] = {"dst": str(sc.sid.network_address), "dst_len": sc.sid.prefixlen,
+                                        "oif": self.tun_ifindex, "family": socket.AF_INET6}
             if sc.table is not None:
                 kw["table"] = sc.table
             try:
-                self.ipr.route("add", **kw)
+                ipr.route("add", **kw)
             except NetlinkError as e:
                 raise SetupError(f"SID {sc.sid}: route to {self.cfg.tun} in table {sc.table or 'main'}: "
                                  f"{os.strerror(e.code)}") from None
@@ -227,8 +233,7 @@ class Daemon:
                 self.sid_prefix.append(sid)
         self.sid_prefix.sort(key=lambda s: -s.conf.sid.prefixlen)
 
-    def _setup_control(self) -> None:
-        path = self.control_path
+    def _setup_control(self, path: str) -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         if os.path.exists(path):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -239,29 +244,30 @@ class Daemon:
                 os.unlink(path)
             finally:
                 probe.close()
-        self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        self.ctl.bind(path)
-        self.ctl.listen(16)
+        ctl = self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        ctl.bind(path)
+        ctl.listen(16)
 
     def close(self) -> None:
         if self.ctl is not None:
             self.ctl.close()
             try:
-                os.unlink(self.control_path)
+                if self.control_path:  # always set when ctl is
+                    os.unlink(self.control_path)
             except OSError:
                 pass
-        for s, _ in self.clients.values():
-            s.close()
+        for client, _ in self.clients.values():
+            client.close()
         for d in self.devices:
             d.close()
-        for s in self.sids:
-            if s.out is not None:
-                s.out.close()
+        for sid in self.sids:
+            if sid.out is not None:
+                sid.out.close()
         if self.tun_fd >= 0:
             os.close(self.tun_fd)
-        for s in (self.mon, self.reinject, self.icmp):
-            if s is not None:
-                s.close()
+        for sock in (self.mon, self.reinject, self.icmp):
+            if sock is not None:
+                sock.close()
         if self.genl:
             self.genl.close()
         if self.ipr:
@@ -271,17 +277,19 @@ class Daemon:
 
     # ---- the loop -------------------------------------------------------
     def run(self, wake_fd: int) -> None:
+        mon = self.mon
+        assert mon is not None  # setup() opened it
         ep = self.ep = select.epoll()
         for d in self.devices:
             ep.register(d.fd, select.EPOLLIN)
         if self.tun_fd >= 0:
             ep.register(self.tun_fd, select.EPOLLIN)
-        ep.register(self.mon.fileno(), select.EPOLLIN)
+        ep.register(mon.fileno(), select.EPOLLIN)
         ep.register(wake_fd, select.EPOLLIN)
         if self.ctl is not None:
             ep.register(self.ctl.fileno(), select.EPOLLIN)
         ppid = os.getppid()
-        mon_fd, tun_fd = self.mon.fileno(), self.tun_fd
+        mon_fd, tun_fd = mon.fileno(), self.tun_fd
         ctl_fd = self.ctl.fileno() if self.ctl is not None else -1
         by_fd = self.by_fd
         while not self.stop:
@@ -290,7 +298,7 @@ class Daemon:
                 break
             # routing changes first: a frame read in this round must see them
             if any(fd == mon_fd for fd, _ in events):
-                drain(self.mon)
+                drain(mon)
                 self.routes.invalidate()
             for fd, ev in events:
                 try:
@@ -350,6 +358,7 @@ class Daemon:
             c["tx_carrier_errors"] += n
             c["tx_dropped"] += n
             return
+        assert route.src is not None  # RouteCache.lookup sets it on every usable route
         if route.oif == dev.ifindex:  # L1: the route leads back into this device
             if "no_loop_check" not in self.faults:
                 c["collisions"] += n
@@ -427,9 +436,11 @@ class Daemon:
         whose packets grow each round and must die at the MTU."""
         if oif is None or any(d.ifindex == oif for d in self.devices):
             return False
+        ipr = self.ipr
+        assert ipr is not None  # setup() opened it
         try:
-            mtu = self.ipr.get_links(oif)[0].get_attr("IFLA_MTU")
-            if ln > self.ipr.get_links(dev.ifindex)[0].get_attr("IFLA_MTU") + 14 + 8:
+            mtu = ipr.get_links(oif)[0].get_attr("IFLA_MTU")
+            if ln > ipr.get_links(dev.ifindex)[0].get_attr("IFLA_MTU") + 14 + 8:
                 return False
         except (NetlinkError, IndexError, TypeError):
             return False
@@ -484,6 +495,7 @@ class Daemon:
         try:
             if sid.action == "End.DT2U":
                 dev = sid.l2dev
+                assert dev is not None  # set up for every End.DT2U SID
                 if not dev.is_up():  # E5
                     dev.c["rx_dropped"] += 1
                     sid.errors += 1
@@ -501,12 +513,15 @@ class Daemon:
                 # As Linux input_action_end_dx2: Ethernet II frames only
                 # (eth_proto_is_802_3), and no longer after the Ethernet
                 # header than oif's MTU (a VLAN tag counts).
-                if pkt[v.start + 12] < ETH_P_802_3_MIN_HI or v.end - v.start - 14 > _ifmtu(sid.out, sid.conf.oif):
+                out = sid.out
+                assert out is not None and sid.conf.oif is not None  # set up for every End.DX2 SID
+                if pkt[v.start + 12] < ETH_P_802_3_MIN_HI or v.end - v.start - 14 > _ifmtu(out, sid.conf.oif):
                     sid.errors += 1
                     return
-                sid.out.send(pkt[v.start:v.end])
+                out.send(pkt[v.start:v.end])
             else:  # End, End.X: the rewritten packet goes back into the stack
                 out = sid.out if sid.action == "End.X" else self.reinject
+                assert out is not None and v.packet is not None  # set up / an ok End verdict carries it
                 out.sendto(v.packet, (str(IPv6Address(v.packet[24:40])), 0))
         except OSError:
             sid.errors += 1
@@ -514,8 +529,9 @@ class Daemon:
         sid.packets += 1
         sid.bytes += len(pkt)
 
-    def send_icmp(self, pkt: bytes, icmp) -> None:
+    def send_icmp(self, pkt: bytes, icmp: tuple[int, int, int]) -> None:
         _type, code, pointer = icmp
+        assert self.icmp is not None  # only called when icmp_errors opened it
         try:
             src = str(IPv6Address(pkt[8:24]))
             self.icmp.sendto(decap.icmp_param_problem(pkt, code, pointer), (src, 0))
@@ -524,6 +540,7 @@ class Daemon:
 
     # ---- control socket -------------------------------------------------
     def accept(self) -> None:
+        assert self.ctl is not None  # only polled when it exists
         while True:
             try:
                 s, _ = self.ctl.accept()
@@ -579,7 +596,7 @@ class Daemon:
         return f"error: unknown command {cmd!r} (ping, counters, info)\n"
 
     def counters(self) -> dict:
-        out = {"devices": {}, "sids": {}}
+        out: dict[str, dict[str, dict[str, int]]] = {"devices": {}, "sids": {}}
         ring = self._ring_drops()
         for d in self.devices:
             c = dict(d.c)
@@ -592,7 +609,8 @@ class Daemon:
         return out
 
     def _ring_drops(self) -> dict[int, int]:
-        out = {}
+        out: dict[int, int] = {}
+        assert self.ipr is not None  # setup() opened it
         for d in self.devices:
             try:
                 link = self.ipr.get_links(d.ifindex)[0]

@@ -58,7 +58,7 @@ class Burst:
             m = self.msgs[i].hdr
             m.iov = ctypes.cast(ctypes.byref(self.iovs, 3 * i * ctypes.sizeof(IoVec)), ctypes.POINTER(IoVec))
             m.iovlen = 3
-        self._tail_of = None
+        self._tail_of: tuple[int, int, int] | None = None
         self._frame_iovs = [self.iovs[3 * i + 2] for i in range(slots)]
 
     def set_device(self, tail, name) -> None:

@@ -90,7 +90,7 @@ class Capture:
         self.close()
 
     def close(self) -> None:
-        if not self.sock._closed:
+        if self.sock.fileno() != -1:  # -1 once closed
             self.ring.close()
             self.sock.close()
 

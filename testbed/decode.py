@@ -327,7 +327,8 @@ class Filter:
 
     @classmethod
     def parse(cls, text: str) -> "Filter":
-        show, hide = [], []
+        show: list[tuple[str, str]] = []
+        hide: list[tuple[str, str]] = []
         for raw in text.replace(",", "|").split("|"):
             word = raw.strip().lower()
             negate = word.startswith("!")

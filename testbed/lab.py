@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -292,7 +292,7 @@ class Lab:
             if conf is None:
                 continue
             index = self.ifindex(node.name, ifname)
-            attrs = {}
+            attrs: dict[str, str | int] = {}
             if conf.mac:
                 attrs["address"] = conf.mac
             if conf.mtu:
@@ -327,6 +327,7 @@ class Lab:
         return names
 
     def _tunsrc(self, node: Node) -> None:
+        assert node.tunsrc is not None  # called only for a node that sets one
         genl = Seg6Genl(self.ns[node.name].socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC))
         try:
             genl.set_tunsrc(node.tunsrc)
@@ -423,7 +424,7 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 @contextlib.contextmanager
-def deferred_signals():
+def deferred_signals() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP for the body: their handlers run
     after it, once each.  (Handlers are swapped rather than the signals
     blocked: a signal blocked in one thread is delivered to another, and
@@ -439,5 +440,5 @@ def deferred_signals():
     finally:
         for s, handler in old.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-        for s in dict.fromkeys(caught):
-            signal.raise_signal(s)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)

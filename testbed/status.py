@@ -81,6 +81,7 @@ def _sids(ipr, names: dict[int, str]) -> list[dict]:
     out = []
     for m in nla.dump_seg6local(ipr):
         info = nla.seg6local_of(m)
+        assert info is not None  # dump_seg6local yields seg6local routes only
         table = m.get_attr("RTA_TABLE") or m["table"]
         sid = {"sid": f"{m.get_attr('RTA_DST')}/{m['dst_len']}",
                "action": seg6.ACTION_NAMES.get(info["action"], str(info["action"])),

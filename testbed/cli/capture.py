@@ -68,12 +68,15 @@ def run(args) -> int:
             try:
                 for frame in cap.stream(alive=lambda: lab_is_up(lab)):
                     decoded = decode(frame.data) if keep or not writer else None
-                    if keep and not keep(decoded):
-                        continue
+                    if keep:
+                        assert decoded is not None  # decoded whenever there is a filter
+                        if not keep(decoded):
+                            continue
                     n += 1
                     if writer:
                         writer.write(frame)
                     else:
+                        assert decoded is not None  # decoded whenever there is no writer
                         print(line(frame, decoded.text), flush=True)
                     if args.count and n >= args.count:
                         break

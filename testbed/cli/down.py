@@ -32,10 +32,10 @@ def run(args) -> int:
             print(f"removed stale lab {rec.name} (owner pid {rec.owner.pid} is gone)")
         return 0
     if args.lab:
-        rec = state.load(args.lab)
-        if rec is None:
+        loaded = state.load(args.lab)
+        if loaded is None:
             raise LabError(f"no lab named {args.lab!r} is up")
-        records = [rec]
+        records = [loaded]
     else:
         records = state.all_records()
         if args.all:

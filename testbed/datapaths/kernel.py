@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pyroute2 import NetlinkError
 
@@ -164,7 +164,7 @@ def probe_kernel() -> Probe:
             br = a = b = None
             setup_error = f"cannot probe: bridge/veth setup in the scratch netns failed: {kernel_text(e)}"
 
-        tries = {
+        tries: dict[str, dict[str, Any]] = {
             "End": dict(dev=1),
             "End.X": dict(dev=1, nh6=_PROBE_NH6),
             "End.DX2": dict(dev=b, oif=b),
@@ -271,6 +271,7 @@ class KernelDatapath(Datapath):
         devname = sid.dev or (sid.oif if sid.action == "End.DX2" else
                               sid.l2dev if sid.action == "End.DT2U" else "lo")
         dev = index("dev", devname)
+        assert dev is not None  # devname is never None: End.DX2's oif and End.DT2U's l2dev are checked above
         self._ensure_up(ipr, dev, what, sid)
         try:
             nla.add_seg6local(

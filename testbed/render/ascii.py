@@ -146,11 +146,11 @@ def picture(topo: model.Topology, max_width: Optional[int] = 160) -> str:
         widths.append(w)
     gaps = []
     for i in range(len(order) - 1):
-        link = inline.get(i)
-        if link is None:
+        next_link = inline.get(i)
+        if next_link is None:
             gaps.append(6)
         else:
-            left, right = ends_left_right(link)
+            left, right = ends_left_right(next_link)
             gaps.append(len(left.ifname) + len(right.ifname) + MIN_DASHES)
     xs = []
     x = 0
@@ -265,7 +265,7 @@ def _sid_text(s: model.Sid) -> str:
 
 
 def _route_text(r: model.Route) -> str:
-    out = [] if r.type == "unicast" else [r.type]
+    out: list[str] = [] if r.type == "unicast" else [r.type]
     out.append("default" if r.dst.prefixlen == 0 else str(r.dst))
     if r.via is not None:
         out.append(f"via {r.via}")

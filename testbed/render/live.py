@@ -221,7 +221,8 @@ def _node_label(node: str, n: dict) -> str:
 
 
 def _pseudowires(info: dict) -> tuple[list[dict], list[dict]]:
-    pws, unknown = [], {}
+    pws: list[dict] = []
+    unknown: dict[str, dict[str, str]] = {}
 
     def to(addr: str) -> str:
         owner = sid_owner(info, addr)
@@ -257,7 +258,7 @@ def render_live_dot(info: dict) -> str:
         ends = []
         for node, ifname in ((pair["a"], pair["a_if"]), (pair["b"], pair["b_if"])):
             n = info["nodes"][node]
-            iface = next((i for i in n["interfaces"] if i["name"] == ifname), {"addresses": []})
+            iface: dict = next((i for i in n["interfaces"] if i["name"] == ifname), {"addresses": []})
             ends.append("\\n".join(_esc(t) for t in [ifname, *iface["addresses"], _rxtx(n["stats"].get(ifname))] if t))
         links.append({"a": _q(pair["a"]), "b": _q(pair["b"]), "taillabel": ends[0], "headlabel": ends[1],
                       "tooltip": _esc(f"{pair['a']}:{pair['a_if']} -- {pair['b']}:{pair['b_if']}")})

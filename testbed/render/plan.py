@@ -123,7 +123,7 @@ class Plan:
         s = self.section("bridges and their ports")
         for node in nodes:
             for br in node.bridges.values():
-                cmd = ["link", "add", "dev", br.name, "type", "bridge"]
+                cmd: list[object] = ["link", "add", "dev", br.name, "type", "bridge"]
                 if br.vlan_filtering:
                     cmd += ["vlan_filtering", "1"]
                 if not br.mcast_snooping:
@@ -139,7 +139,7 @@ class Plan:
             s = self.section("srl2 devices (each a bridge port where asked)")
             for node in srl2_nodes:
                 for dev in node.srl2.values():
-                    cmd: list[object] = ["link", "add", "dev", dev.name]
+                    cmd = ["link", "add", "dev", dev.name]
                     if dev.mtu is not None:
                         cmd += ["mtu", dev.mtu]
                     if dev.mac:
@@ -156,7 +156,6 @@ class Plan:
         s = self.section("interface settings and addresses")
         for node in nodes:
             late = defaults.late_sysctls(node)
-            b = None
             for ifname in self._settable(node):
                 conf = node.interfaces.get(ifname)
                 if conf is None:
@@ -199,7 +198,7 @@ class Plan:
         s = self.section("rules")
         for node in nodes:
             for rule in node.rules:
-                cmd: list[object] = [_fam(rule.family), "rule", "add"]
+                cmd = [_fam(rule.family), "rule", "add"]
                 if rule.src is not None:
                     cmd += ["from", str(rule.src)]
                 if rule.to is not None:

@@ -4,7 +4,7 @@ link end is known) the settings of its interfaces.  Routes, rules and SIDs
 are read by testbed/topology/routing.py."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -22,6 +22,7 @@ from testbed.topology.yamlpos import T_BOOL, T_INT, T_NULL, describe, quote, yam
 def parse_nodes(load: Load) -> None:
     """Pass "nodes": every node's own sections (interfaces come later)."""
     ctx, top = load.ctx, load.top
+    assert load.root is not None  # pass "document" stops the load without one
     if "nodes" not in top:
         ctx.err(load.root, "the topology has no nodes (expected nodes: {NAME: {...}, ...})")
         return
@@ -64,17 +65,25 @@ def parse_node(ctx: Ctx, name: str, knode: ScalarNode, body: Node) -> NodeState:
     if "srl2" in p:
         parse_srl2(ctx, st, p["srl2"][1])
     # interfaces are parsed after links are known (pass "interfaces"); routes etc. now
-    for key, what, fn, dest in (("routes", "routes", routing.parse_route, node.routes),
-                                ("rules", "rules", routing.parse_rule, node.rules),
-                                ("sids", "SIDs", routing.parse_sid, node.sids)):
-        if key in p:
-            for item in ctx.seq(p[key][1], what) or []:
-                obj = fn(ctx, st, item)
-                if obj is not None:
-                    dest.append(obj)
+    _parse_list(ctx, st, p, "routes", "routes", routing.parse_route, node.routes)
+    _parse_list(ctx, st, p, "rules", "rules", routing.parse_rule, node.rules)
+    _parse_list(ctx, st, p, "sids", "SIDs", routing.parse_sid, node.sids)
     if "sysctls" in p:
         parse_sysctls(ctx, st, p["sysctls"][1])
     return st
+
+
+T = TypeVar("T")
+
+
+def _parse_list(ctx: Ctx, st: NodeState, p: dict[str, tuple[ScalarNode, Node]], key: str, what: str,
+                fn: Callable[[Ctx, NodeState, Node], Optional[T]], dest: list[T]) -> None:
+    """Append to dest what fn makes of each item of the list under key, if the node has one."""
+    if key in p:
+        for item in ctx.seq(p[key][1], what) or []:
+            obj = fn(ctx, st, item)
+            if obj is not None:
+                dest.append(obj)
 
 
 def parse_sysctls(ctx: Ctx, st: NodeState, vnode: Node) -> None:

@@ -4,6 +4,7 @@ and datapath."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, cast
 
 from yaml.nodes import ScalarNode
 
@@ -39,6 +40,7 @@ def parse_header(load: Load) -> None:
     assert root is not None and topo is not None
     ctx.known_keys(top, TOP_KEYS, "the topology")
     name_node = top["name"][1] if "name" in top else None
+    lab: Optional[str]
     if load.name is not None:
         lab, at, origin = load.name, (name_node or root), "given by the caller"
     elif name_node is not None:
@@ -63,4 +65,6 @@ def parse_header(load: Load) -> None:
         else:
             ctx.err(d, f"expected a description (text), got {describe(d)}")
     if "datapath" in top:
-        topo.datapath = ctx.choice(top["datapath"][1], "datapath", DATAPATHS) or DEFAULTS["datapath"]
+        # choice() returns one of vocabulary.yaml's datapaths (typed str), which model.Datapath lists
+        topo.datapath = cast(model.Datapath, ctx.choice(top["datapath"][1], "datapath", DATAPATHS)
+                             or DEFAULTS["datapath"])

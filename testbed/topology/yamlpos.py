@@ -37,6 +37,7 @@ def describe(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
+    assert isinstance(node, ScalarNode)  # the only other kind of YAML node
     tag = node.tag
     if tag == T_NULL:
         return "nothing (null)"
