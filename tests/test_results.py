@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from testbed.cli import main
+from testbed.catalogue import CLAUSES
 from testbed.results import compare, findings, html, junit, ktap, resume
 from testbed.results.record import Case, Header, RecordError, RecordWriter, parse_lines, read
 from testbed.results.verdicts import catalogue_table, id_verdicts
@@ -91,15 +92,16 @@ def test_a_case_on_no_datapath_counts_in_every_column():
 def test_findings_text_puts_crashes_first_and_names_id_clause_expected_seen_case_release():
     text = findings.text(sample())
     assert text.index("Kernel crashes (1)") < text.index("Deviations (2)") < text.index("Notes")
-    assert "  S3 kernel BUG at net/core/skbuff.c:209!\n" in text
-    assert "RIP: 0010:skb_panic+0x4c/0x50" in text and "skb_put < add_grec < mld_send_initial_cr" in text
     flat = " ".join(text.split())
+    # A crash is charged to its case's IDs, with their clause (testbed.catalogue.CLAUSES).
+    assert f"S3 [{CLAUSES['S3']}] kernel BUG at net/core/skbuff.c:209! RIP" in flat
+    assert "RIP: 0010:skb_panic+0x4c/0x50" in text and "skb_put < add_grec < mld_send_initial_cr" in text
     assert (f"H5 [{H5_CLAUSE}] outer hop limit of a frame carrying IPv6 hop limit 1: expected 64, seen 1"
             in flat)
     assert "case: cases/test_headers.py::test_hop_limit[kernel]" in text
     assert f"kernel: {RELEASE} (kernel datapath)" in text
-    assert "N4 could not check: testbed.errors.LabError: srl2 srl2-9: mtu greater" in flat
-    assert "L1 tx_dropped of srl2-0: expected 1, seen 0" in flat and "L1 L1" not in flat
+    assert f"N4 [{CLAUSES['N4']}] could not check: testbed.errors.LabError: srl2 srl2-9: mtu greater" in flat
+    assert f"L1 [{CLAUSES['L1']}] tx_dropped of srl2-0: expected 1, seen 0" in flat and "L1 L1" not in flat
     assert "logged: WARNING: WARNING: CPU: 1 PID: 7 at net/ipv6/seg6.c:1 x" in text
     assert "H1" not in text.split("Deviations")[1].split("Cases that")[0].replace("H1,", "")  # H1 passed
     assert all(len(line) <= 72 for line in text.splitlines() if "case: " not in line), text
@@ -131,7 +133,8 @@ def test_ktap_has_not_ok_for_failed_crashed_error_and_diagnostics_before_the_res
     j = lines.index(results[1])
     assert lines[j - 2:j] == ["# kernel BUG: kernel BUG at net/core/skbuff.c:209!",
                               "# RIP: 0010:skb_panic+0x4c/0x50"]
-    assert "# L1 tx_dropped of srl2-0: expected 1, seen 0" in lines  # a plain assert naming its ID
+    # a plain assert naming its ID, given its clause
+    assert f"# L1 [{CLAUSES['L1']}] tx_dropped of srl2-0: expected 1, seen 0" in lines
     assert "# kernel WARNING: WARNING: CPU: 1 PID: 7 at net/ipv6/seg6.c:1 x" in lines
 
 
