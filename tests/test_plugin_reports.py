@@ -56,7 +56,8 @@ def suite(tmp_path):
 
 def run_pytest(suite, tmp_path, *args, **kw):
     return subprocess.run(
-        [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-p", "testbed.pytest_plugin", "--rootdir", ROOT,
+        [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-p", "testbed.pytest_plugin",
+         "--rootdir", ROOT,
          "-c", os.path.join(ROOT, "pyproject.toml"), "--datapath", "ref", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, **kw)
 
@@ -93,7 +94,8 @@ def test_failure_keeps_pcaps_and_reports_ktap_and_junit(suite, tmp_path):
 
 def test_ctrl_c_in_a_case_leaves_nothing(suite, tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-p", "testbed.pytest_plugin", "--rootdir", ROOT,
+        [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-p", "testbed.pytest_plugin",
+         "--rootdir", ROOT,
          "-c", os.path.join(ROOT, "pyproject.toml"), "--datapath", "ref", "-k", "interrupted", "-s"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -99,7 +99,8 @@ def test_guest_runner_runs_the_request(tmp_path, monkeypatch):
     out = tmp_path / "res"
     out.mkdir()
     (tmp_path / "wd").mkdir()
-    req = {"command": ["sh", "-c", 'pwd > "$TESTBED_VM_OUT/pwd"; echo "$TESTBED_VM $X" > "$TESTBED_VM_OUT/env"; exit 5'],
+    script = 'pwd > "$TESTBED_VM_OUT/pwd"; echo "$TESTBED_VM $X" > "$TESTBED_VM_OUT/env"; exit 5'
+    req = {"command": ["sh", "-c", script],
            "cwd": str(tmp_path / "wd"), "env": {"X": "from-host"}}
     (out / "vm-request.json").write_text(json.dumps(req))
     monkeypatch.setattr(guest, "kmsg_marker", lambda text, path="/dev/kmsg": False)

@@ -295,6 +295,7 @@ class Boot:
 
     def _follow(self, proc: subprocess.Popen, start: float,
                 deadline: Optional[float]) -> tuple[Optional[Crash], bool]:
+        assert proc.stdout is not None and proc.stderr is not None  # started with PIPE for both
         out_fd, con_fd = proc.stdout.fileno(), proc.stderr.fileno()
         fds = [out_fd, con_fd]
         active = start

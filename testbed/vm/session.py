@@ -151,6 +151,7 @@ def run(spec: runner.VmSpec, accel: str = "auto", timeout: Optional[float] = Non
                                 f"{runner.tail_text(outcome.tail)}")
             seconds = time.monotonic() - start
             if finished:
+                assert status is not None  # finished means the guest wrote its status
                 return VmResult(int(status["status"]), problems, seconds, verdict,
                                 status.get("release", kernel.release), crashes, n)
             if crash is None:
