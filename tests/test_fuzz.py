@@ -90,6 +90,7 @@ def test_reproducer_of_the_wrapped_mtu_crash_is_short():
     script = repro.render([WRAP[0], WRAP[2]], "kernel BUG at net/core/skbuff.c:209!", ["signature: x"])
     # 100 segments do not fit iproute2's 1 KiB request buffer: a raw request
     assert f'$IP netns exec $R python3 -c "$NL" {requests.srl2_bytes(WRAP[0]).hex()}\n' in script
+    assert "# link add fz0 type srl2 segs fc00:e::1,...,fc00:e::64 (100 segments, SRH 1608 bytes)\n" in script
     assert "$IP -n $R link set fz0 up\n" in script
     assert "$IP netns add $H" not in script and "$IP netns add $U" not in script  # only rt is needed
     assert repro.command_count(script) <= 10
