@@ -15,6 +15,8 @@
 #                          default ~/.cache/srl2-testbed/vm-kernel)
 #   VM_SMOKE_KERNEL        a kernel image to use instead of Debian's
 #   VM_SMOKE_OUT           results directory (default: a new one under /tmp)
+#   VM_SMOKE_NO_INSTALL    1: do not pip install the checkout (a development tree
+#                          run with PYTHONPATH=$PWD, the editable install elsewhere)
 # Selections are split on spaces; e.g. later:
 #   VM_SMOKE_KERNEL_TESTS="cases/ -k dx2_or_srl2" (use a -k expression without spaces)
 set -uo pipefail
@@ -54,7 +56,11 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
         || fail "apt-get install ${need[*]}"
 fi
-python3 -m pip install -q --root-user-action=ignore -e '.[vm]' || fail "pip install -e .[vm]"
+if [ "${VM_SMOKE_NO_INSTALL:-}" = 1 ]; then
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+else
+    python3 -m pip install -q --root-user-action=ignore -e '.[vm]' || fail "pip install -e .[vm]"
+fi
 
 # --- the kernel: the versioned package linux-image-amd64 depends on, unpacked
 if [ -n "${VM_SMOKE_KERNEL:-}" ]; then
@@ -95,7 +101,7 @@ guest_cmd="python3 -m pytest $KERNEL_TESTS --datapath kernel -p no:cacheprovider
 python3 -m pytest $REF_TESTS --datapath ref -p no:cacheprovider -rs \
 --junitxml=$OUT/junit-ref.xml --ktap=$OUT/ktap-ref.txt --results=$OUT/ref; r=\$?; \
 echo \"vm-smoke (guest): kernel run exit \$k, ref run exit \$r\"; [ \$k -ne 0 ] && exit \$k; exit \$r"
-testbed vm --kernel "$KERNEL" --out "$OUT" --timeout "$TIMEOUT" -- sh -c "$guest_cmd"
+python3 -m testbed.cli vm --kernel "$KERNEL" --out "$OUT" --timeout "$TIMEOUT" -- sh -c "$guest_cmd"
 status=$?
 say "testbed vm: exit $status (expected $EXPECT); boot + run $(( $(date +%s) - t2 )) s"
 
@@ -137,13 +143,15 @@ problems += [f"kernel test {n}: {k}" for n, k, _ in kernel if k in ("failure", "
 if not ref:
     problems.append("no ref test ran")
 problems += [f"ref test {n} {k}" for n, k, _ in ref if k != "passed"]
-for name in ("ktap-kernel.txt", "ktap-ref.txt", "dmesg.txt", "vm-status.json"):
+for name in ("ktap-kernel.txt", "ktap-ref.txt", "dmesg.txt", "vm-status.json", "console.txt"):
     if not os.path.exists(os.path.join(out, name)):
         problems.append(f"{name} did not come back from the VM")
 if os.path.exists(os.path.join(out, "ktap-kernel.txt")):
     ktap = open(os.path.join(out, "ktap-kernel.txt")).read()
     if not ktap.startswith("KTAP version 1") or "# SKIP" not in ktap:
         problems.append("ktap-kernel.txt is not KTAP with a SKIP line")
+if os.path.exists(os.path.join(out, "crashes.jsonl")):
+    problems.append("the stock kernel crashed: " + open(os.path.join(out, "crashes.jsonl")).read()[:300])
 if os.path.exists(os.path.join(out, "vm-status.json")):
     st = json.load(open(os.path.join(out, "vm-status.json")))
     if st.get("status") != expect:

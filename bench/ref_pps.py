@@ -11,12 +11,16 @@ The rate is the number of encapsulated packets leaving a:eth-b over a fixed
 window (for the reference also its own tx_packets), while the generator runs
 flat out; whatever the datapath cannot take is dropped in front of it.
 
-    sudo python3 bench/ref_pps.py [--window 2] [--sizes 64,1500] [--segs 1,8]
+    sudo python3 bench/ref_pps.py [--window 2] [--windows 1] [--sizes 64,1500] [--segs 1,8]
+                                  [--plots DIR | --no-plots]
+
+With matplotlib (`pip install -e '.[plots]'`) it also draws frames/s against
+frame size and against the number of SIDs, reference next to kernel, as
+DIR/ref_pps.png and DIR/ref_pps.svg (bench/plots.py; DIR defaults to docs/plots).
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import select
@@ -128,12 +132,18 @@ class Generator:
             self.thread.join(5)
 
 
-def measure(rate_fn, gen: Generator, window: float, warmup: float = 0.5) -> float:
+def measure(rate_fn, gen: Generator, window: float, warmup: float = 0.5, windows: int = 1) -> float:
+    """The best rate over `windows` consecutive windows (on a shared machine
+    the best window is the closest to what the datapath can do)."""
     time.sleep(warmup)  # a benchmark window, not a readiness wait
+    best = 0.0
     t0, c0 = time.monotonic(), rate_fn()
-    time.sleep(window)
-    t1, c1 = time.monotonic(), rate_fn()
-    return (c1 - c0) / (t1 - t0)
+    for _ in range(windows):
+        time.sleep(window)
+        t1, c1 = time.monotonic(), rate_fn()
+        best = max(best, (c1 - c0) / (t1 - t0))
+        t0, c0 = t1, c1
+    return best
 
 
 class Ref:
@@ -200,9 +210,14 @@ def build(p: str) -> dict[str, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--window", type=float, default=2.0)
+    ap.add_argument("--window", type=float, default=2.0, help="seconds per measuring window")
+    ap.add_argument("--windows", type=int, default=1,
+                    help="consecutive windows per figure; the best is kept (a shared machine steals some)")
     ap.add_argument("--sizes", default="64,1500")
     ap.add_argument("--segs", default="1,8")
+    ap.add_argument("--plots", default=os.path.join(ROOT, "docs", "plots"), metavar="DIR",
+                    help="where to write ref_pps.png and ref_pps.svg (default: docs/plots)")
+    ap.add_argument("--no-plots", action="store_true", help="print the table only")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
@@ -236,14 +251,16 @@ def main() -> int:
                         def sample():
                             both["wire"] = tx_packets(a, "eth-b")
                             return ref.tx()
-                        wire0 = None
+                        ref_pps = ref_wire = 0.0
                         time.sleep(0.5)
                         t0, r0 = time.monotonic(), sample()
                         wire0 = both["wire"]
-                        time.sleep(args.window)
-                        t1, r1 = time.monotonic(), sample()
-                        ref_pps = (r1 - r0) / (t1 - t0)
-                        ref_wire = (both["wire"] - wire0) / (t1 - t0)
+                        for _ in range(args.windows):  # the best of consecutive windows, as measure() does
+                            time.sleep(args.window)
+                            t1, r1 = time.monotonic(), sample()
+                            if (r1 - r0) / (t1 - t0) > ref_pps:
+                                ref_pps, ref_wire = (r1 - r0) / (t1 - t0), (both["wire"] - wire0) / (t1 - t0)
+                            t0, r0, wire0 = t1, r1, both["wire"]
                     finally:
                         g.stop()
                 finally:
@@ -251,7 +268,7 @@ def main() -> int:
                 # kernel: routed frames to a:veth-k, l2encap route, End.DX2 at b
                 g = Generator(gen, "g1", frame(size, veth_k_mac), tmp)
                 try:
-                    k_pps = measure(lambda: tx_packets(a, "eth-b"), g, args.window)
+                    k_pps = measure(lambda: tx_packets(a, "eth-b"), g, args.window, windows=args.windows)
                 finally:
                     g.stop()
                 rows.append((size, nsegs, ref_pps, ref_wire, k_pps))
@@ -261,11 +278,24 @@ def main() -> int:
         for n in names.values():
             delete_netns(n)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"generator: {kind}; window {args.window}s; {os.cpu_count()} CPUs; kernel {os.uname().release}")
+    print(f"generator: {kind}; best of {args.windows} window(s) of {args.window}s; {os.cpu_count()} CPUs; "
+          f"kernel {os.uname().release}")
     print(f"{'frame':>6} {'SIDs':>4} {'srl2_ref fps':>13} {'ref on wire':>12} {'kernel l2encap':>15} {'ref/kernel':>10}")
     for size, nsegs, r, w, k in rows:
         ratio = r / k if k else float("nan")
         print(f"{size:>6} {nsegs:>4} {r:>13.0f} {w:>12.0f} {k:>15.0f} {ratio:>10.2f}")
+    if not args.no_plots and rows:
+        import plots
+
+        why = plots.available()
+        if why:
+            print(f"plots: {why}")
+        else:
+            note = (f"bench/ref_pps.py --window {args.window} --windows {args.windows}: best window, "
+                    f"generator {kind}, {os.cpu_count()} CPUs "
+                    f"(shared), kernel {os.uname().release}")
+            for path in plots.frames_per_second(rows, args.plots, note):
+                print(f"plot: {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""E — decapsulation at End.DT2U and End.DX2 SIDs (CONFORMANCE E1-E8).
+"""E — decapsulation at End.DT2U and End.DX2 SIDs (docs/catalogue.md, E1-E8).
 
 A host `inj` on rt-2's underlay link sends crafted SRv6 packets (a whole
 Ethernet frame to rt-2's MAC, built with scapy) to the SIDs of rt-2 and the
@@ -6,7 +6,8 @@ cases capture, armed before sending, what rt-2 delivers: into its bridge
 through the End.DT2U l2dev (hs-2, hs-3 are the bridge's other ports) or out
 of the End.DX2 oif (hs-x), and what comes back to inj (ICMPv6 errors under
 --spec rfc8986).  Every inner frame carries a payload marker, so the lab's
-own traffic never confuses a case.
+own traffic never confuses a case.  Delivering (or dropping), answering
+with ICMPv6 and counting are checks of their own IDs.
 
     inj ---- rt-2 ---- hs-2          rt-2: br0 = veth-h2 + veth-h3 + srl2-0
               |  \\--- hs-3                End.DT2U fcff:2::d20 l2dev srl2-0
@@ -15,14 +16,14 @@ own traffic never confuses a case.
 from __future__ import annotations
 
 import errno
-import itertools
 import textwrap
 
 import pytest
 
-from testbed.srv6 import nla
+from testbed.casekit import MARK, carrying, fresh_marker, l2frame, leaving, settled_delta
 from testbed.errors import LabError
-from testbed.packets import assert_packet, scapy, send_frames
+from testbed.packets import assert_packet, field_diffs, scapy, send_frames
+from testbed.srv6 import nla
 from testbed.wait import until
 
 INJ = "fcf0:0:1:2::1"  # inj's underlay address: the source of every crafted packet
@@ -103,20 +104,14 @@ DX2_LAB = textwrap.dedent(f"""\
       - [rt-2:veth-x, hs-x:veth0]
     """)
 
-_seq = itertools.count()
-
-
-def marker(tag: str) -> bytes:
-    """A payload that identifies one test frame among the lab's own traffic."""
-    return f"srl2-testbed:{tag}:{next(_seq)}:".encode()
+marker = fresh_marker  # every frame of this file is unique in the run
 
 
 def inner_frame(mark: bytes, dst: str = "02:00:00:00:0e:02", src: str = "02:00:00:00:0e:01",
                 ethertype: int = 0x88B5, size: int = 0) -> bytes:
-    """An Ethernet frame of a local experimental ethertype carrying MARK."""
-    sc = scapy()
-    payload = mark.ljust(max(46, size - 14), b".")
-    return bytes(sc.Ether(dst=dst, src=src, type=ethertype) / payload)
+    """An Ethernet frame of a local experimental ethertype carrying MARK, at
+    least 60 bytes (the minimum frame) or SIZE."""
+    return l2frame(dst, mark, src=src, ethertype=ethertype, size=max(60, size))
 
 
 def srv6_to(lab_, sid: str, payload: bytes, *, segleft: int = 0, segs=None, nh: int = NEXTHDR_ETHERNET,
@@ -147,6 +142,11 @@ def sid_counters(lab_, sid: str) -> dict:
     c = lab_.datapath.sid_counters(lab_.node("rt-2"), sid_model(lab_, sid))
     assert c is not None, f"the datapath reports no counters for SID {sid} (count: true)"
     return c
+
+
+def sid_delta(lab_, sid: str, before: dict, want: dict) -> dict:
+    """How the SID's counters moved since BEFORE, once they equal WANT or the deadline passed."""
+    return settled_delta(lambda: sid_counters(lab_, sid), before, want)
 
 
 def param_problems(frames) -> list:
@@ -189,18 +189,9 @@ def expect_param_problem(inj_cap, sent, mark: bytes, code: int, pointer: int) ->
     assert quoted[:7] + quoted[8:n] == invoking[:7] + invoking[8:n], "the error does not quote the invoking packet"
 
 
-def no_param_problem(inj_cap) -> None:
+def no_param_problem(checks, cid: str, inj_cap) -> None:
     errors = param_problems(inj_cap.settle())
-    assert errors == [], f"{len(errors)} ICMPv6 Parameter Problem(s) sent; Linux drops silently (--spec linux)"
-
-
-def carrying(mark: bytes):
-    """Frames seen arriving (not sent) that carry MARK."""
-    return lambda f: not f.outgoing and mark in f.data
-
-
-def leaving(mark: bytes):
-    return lambda f: f.outgoing and mark in f.data
+    checks.equal(cid, "ICMPv6 Parameter Problems sent back (--spec linux: Linux drops silently)", 0, len(errors))
 
 
 # ---- E7, E8: End.DX2 (both datapaths) ------------------------------------
@@ -257,13 +248,13 @@ def test_end_dx2_sends_the_inner_frame_out_of_oif_unchanged(lab, capture):
         assert_packet(sc.Ether(frame), seen[0])  # no field masked: End.DX2 changes nothing
     # nothing else left oif: no outer header, no copy, no other frame of ours
     frames = [f for _, f, _ in cases]
-    extra = [d for d in out if d not in frames and b"srl2-testbed:" in d]
+    extra = [d for d in out if d not in frames and MARK in d]
     assert extra == [], f"{len(extra)} other frames left oif"
 
 
 @pytest.mark.conformance("E8", "E3")
 @pytest.mark.needs("End.DX2")
-def test_end_dx2_count_packets_bytes_errors(lab, capture):
+def test_end_dx2_count_packets_bytes_errors(lab, capture, checks):
     """E8 (`count` on a seg6local SID, Linux seg6_local_update_counters): a
     delivered packet adds 1 to packets and its length to bytes, where the
     length is the IPv6 packet's as the SID received it (outer header, SRH,
@@ -277,26 +268,27 @@ def test_end_dx2_count_packets_bytes_errors(lab, capture):
     bad = [srv6_to(lab_, DX2_SID, inner_frame(marker("E8x")), segs=[DX2_SID, OTHER_SID], segleft=1)
            for _ in range(2)]
     inject(lab_, bad + good)
-    assert len(oif.wait_for(lambda f: f.outgoing and b"srl2-testbed:E8:" in f.data, 3)) == 3
-    want = {"packets": 3, "bytes": sum(len(bytes(p)) - 14 for p in good), "errors": 2}
-
-    def delta():
-        now = sid_counters(lab_, DX2_SID)
-        return {k: now[k] - before[k] for k in want}
-
-    d = until(lambda: (x := delta()) == want and x) or delta()
-    assert d == want, f"SID counters moved by {d}, expected {want} (bytes = IPv6 packet lengths)"
+    assert len(oif.wait_for(lambda f: f.outgoing and MARK + b"E8:" in f.data, 3)) == 3, \
+        "End.DX2 did not deliver the three good packets (E7's, not counted here)"
+    leaked = len([f for f in oif.settle() if f.outgoing and MARK + b"E8x:" in f.data])
+    checks.equal("E3", "frames of the Segments Left 1 packets leaving oif", 0, leaked)
+    # counted as what the SID did (E3 judges whether it should have)
+    want = {"packets": 3 + leaked, "bytes": sum(len(bytes(p)) - 14 for p in good + bad[:leaked]),
+            "errors": 2 - leaked}
+    checks.equal("E8", f"SID counters after {3 + leaked} delivered and {2 - leaked} dropped packets "
+                       "(bytes: IPv6 packet lengths)", want, sid_delta(lab_, DX2_SID, before, want))
 
 
 # ---- E3, E4: what an End.DX2 / End.DT2U SID refuses --------------------
 
 
-def refused(lab_, capture, spec: str, sid: str, deliver_caps, cases) -> None:
+def refused(lab_, capture, checks, cid: str, spec: str, sid: str, deliver_caps, cases) -> None:
     """Send every (what, frame sent, marker, icmp code, pointer) of CASES to
     SID, then one valid packet; each refused packet: not delivered anywhere
-    in DELIVER_CAPS, counted as an error, and (rfc8986) answered by one
-    ICMPv6 Parameter Problem with CODE and POINTER, (linux) by nothing.  The
-    valid packet is delivered: the drops are the SID's, not the lab's."""
+    in DELIVER_CAPS and (rfc8986) answered by one ICMPv6 Parameter Problem
+    with CODE and POINTER, (linux) by nothing (checks of CID), and counted
+    as an error (E8).  The valid packet is delivered: the drops are the
+    SID's, not the lab's."""
     inj = capture(lab_, "inj", "veth0")
     caps = [capture(lab_, node, ifname) for node, ifname in deliver_caps]
     before = sid_counters(lab_, sid)
@@ -304,21 +296,25 @@ def refused(lab_, capture, spec: str, sid: str, deliver_caps, cases) -> None:
     inject(lab_, [sent for _, sent, *_ in cases])
     inject(lab_, [srv6_to(lab_, sid, inner_frame(ok_mark))])
     for cap in caps:
-        assert cap.wait_for(lambda f: ok_mark in f.data), f"the valid packet was not delivered to {cap.where}"
+        assert cap.wait_for(lambda f: ok_mark in f.data), \
+            f"the valid packet was not delivered to {cap.where} (the lab, or E1/E7)"
+    for cap in caps:
+        cap.settle()
     for what, sent, mark, code, pointer in cases:
         for cap in caps:
             leaked = [f for f in cap.frames if mark in f.data]
-            assert leaked == [], f"{what}: the packet's inner frame was delivered to {cap.where}"
+            checks.equal(cid, f"{what}: inner frames delivered to {cap.where.split('-', 1)[1]}", 0, len(leaked))
         if spec == "rfc8986":
-            expect_param_problem(inj, sent, mark, code, pointer)
+            with checks.expect(cid, f"{what}: the ICMPv6 error back to the source (--spec rfc8986)",
+                               f"one Parameter Problem code {code} pointer {pointer} quoting the packet"):
+                expect_param_problem(inj, sent, mark, code, pointer)
     if spec == "linux":
-        no_param_problem(inj)
-    for cap in caps:
-        leaked = [f for f in cap.settle() if any(m in f.data for _, _, m, _, _ in cases)]
-        assert leaked == [], f"a refused packet's inner frame reached {cap.where}"
-    want = {"packets": 1, "errors": len(cases)}
-    d = until(lambda: (x := {k: sid_counters(lab_, sid)[k] - before[k] for k in want}) == want and x)
-    assert d == want, f"SID {sid} counters moved by {d}, expected {want}"
+        no_param_problem(checks, cid, inj)
+    # counted as what the SID did (CID judges whether it should have)
+    delivered = sum(1 for _, _, m, _, _ in cases if any(m in f.data for cap in caps for f in cap.frames))
+    want = {"packets": 1 + delivered, "errors": len(cases) - delivered}
+    checks.equal("E8", f"SID {sid} counters after {len(cases) - delivered} refused packets and "
+                       f"{1 + delivered} delivered", want, sid_delta(lab_, sid, before, want))
 
 
 def segments_left_cases(lab_, sid: str):
@@ -347,42 +343,42 @@ def upper_layer_cases(lab_, sid: str):
 
 @pytest.mark.conformance("E3", "E8")
 @pytest.mark.needs("End.DX2")
-def test_segments_left_not_zero_at_end_dx2_is_dropped(lab, capture, spec):
+def test_segments_left_not_zero_at_end_dx2_is_dropped(lab, capture, spec, checks):
     """E3 (RFC 8986 4.9: End.DX2 with Segments Left != 0 -> ICMP Parameter
     Problem code 0, pointer at Segments Left; Linux: silent drop): nothing
     leaves oif, the SID counts an error each; --spec decides the ICMP."""
     lab_ = lab(DX2_LAB)
-    refused(lab_, capture, spec, DX2_SID, [("rt-2", "veth-x")], segments_left_cases(lab_, DX2_SID))
+    refused(lab_, capture, checks, "E3", spec, DX2_SID, [("rt-2", "veth-x")], segments_left_cases(lab_, DX2_SID))
 
 
 @pytest.mark.conformance("E3", "E8")
 @pytest.mark.needs("srl2", "End.DT2U")
-def test_segments_left_not_zero_at_end_dt2u_is_dropped(lab, capture, spec):
+def test_segments_left_not_zero_at_end_dt2u_is_dropped(lab, capture, spec, checks):
     """E3 (RFC 8986 4.11: End.DT2U with Segments Left != 0 -> ICMP Parameter
     Problem code 0, pointer at Segments Left; Linux: silent drop): nothing
     enters the bridge (neither host sees it), the SID counts an error each."""
     lab_ = lab(DT2U_LAB)
-    refused(lab_, capture, spec, DT2U_SID, [("hs-2", "veth0"), ("hs-3", "veth0")],
+    refused(lab_, capture, checks, "E3", spec, DT2U_SID, [("hs-2", "veth0"), ("hs-3", "veth0")],
             segments_left_cases(lab_, DT2U_SID))
 
 
 @pytest.mark.conformance("E4", "E8")
 @pytest.mark.needs("End.DX2")
-def test_upper_layer_not_ethernet_at_end_dx2_is_dropped(lab, capture, spec):
+def test_upper_layer_not_ethernet_at_end_dx2_is_dropped(lab, capture, spec, checks):
     """E4 (RFC 8986 4.9 and 4.1.1: an upper-layer header other than 143 ->
     ICMP Parameter Problem code 4 pointing at it; Linux: silent drop):
     next header 59 or 41 after the SRH, or 59 with no SRH, is dropped."""
     lab_ = lab(DX2_LAB)
-    refused(lab_, capture, spec, DX2_SID, [("rt-2", "veth-x")], upper_layer_cases(lab_, DX2_SID))
+    refused(lab_, capture, checks, "E4", spec, DX2_SID, [("rt-2", "veth-x")], upper_layer_cases(lab_, DX2_SID))
 
 
 @pytest.mark.conformance("E4", "E8")
 @pytest.mark.needs("srl2", "End.DT2U")
-def test_upper_layer_not_ethernet_at_end_dt2u_is_dropped(lab, capture, spec):
+def test_upper_layer_not_ethernet_at_end_dt2u_is_dropped(lab, capture, spec, checks):
     """E4 (RFC 8986 4.11 and 4.1.1): as for End.DX2, at End.DT2U: nothing
     enters the bridge."""
     lab_ = lab(DT2U_LAB)
-    refused(lab_, capture, spec, DT2U_SID, [("hs-2", "veth0"), ("hs-3", "veth0")],
+    refused(lab_, capture, checks, "E4", spec, DT2U_SID, [("hs-2", "veth0"), ("hs-3", "veth0")],
             upper_layer_cases(lab_, DT2U_SID))
 
 
@@ -404,7 +400,7 @@ def fdb(lab_, node: str) -> dict[str, tuple[int, int]]:
 
 @pytest.mark.conformance("E1", "E2", "E8")
 @pytest.mark.needs("srl2", "End.DT2U")
-def test_end_dt2u_frame_enters_the_bridge_on_l2dev_and_is_learned(lab, capture):
+def test_end_dt2u_frame_enters_the_bridge_on_l2dev_and_is_learned(lab, capture, checks):
     """E1 (RFC 8986 4.11 End.DT2U: learn the inner source MAC in the L2
     table, then forward; srl2 patch: the frame is received as if on l2dev,
     the Linux bridge learns): a decapsulated frame with an unknown
@@ -426,26 +422,33 @@ def test_end_dt2u_frame_enters_the_bridge_on_l2dev_and_is_learned(lab, capture):
     inject(lab_, [sent])
     for name, cap in caps.items():
         got = cap.wait_for(carrying(mark))
-        assert len(got) == 1, f"the decapsulated frame reached {name} {len(got)} times (unknown unicast: flooded once)"
-        assert_packet(sc.Ether(frame), got[0].data)
+        if checks.equal("E2", f"times the decapsulated unknown-unicast frame reached {name} (flooded once)", 1,
+                        len(got)):
+            diffs = field_diffs(sc.Ether(frame), got[0].data)
+            checks.check("E1", f"the decapsulated frame as it reached {name}", not diffs,
+                         "byte for byte the inner frame", "; ".join(d.line() for d in diffs[:3]))
     srl2_index = lab_.ifindex("rt-2", "srl2-0")
     learned = until(lambda: fdb(lab_, "rt-2").get(src))
-    assert learned, f"rt-2's bridge did not learn {src}"
-    assert learned[0] == srl2_index, f"{src} learned on ifindex {learned[0]}, not on l2dev srl2-0 ({srl2_index})"
-    assert not learned[1] & NUD_PERMANENT, "the entry must be learned, not a static one"
-    assert [f for f in l2dev.frames if leaving(mark)(f)] == [], "the frame went back out of l2dev"
+    checks.equal("E1", f"port rt-2's bridge learned {src} on (l2dev srl2-0 is ifindex {srl2_index})",
+                 srl2_index, learned[0] if learned else "not learned")
+    if learned:
+        checks.check("E1", f"the fdb entry of {src}", not learned[1] & NUD_PERMANENT, "learned",
+                     f"static (state {learned[1]:#x})")
+    checks.equal("E1", "times the frame went back out of l2dev (split horizon)", 0,
+                 len([f for f in l2dev.frames if leaving(mark)(f)]))
 
     # the learned entry is used: a frame to src goes to srl2-0 only
     reply_mark = marker("E1r")
     reply = inner_frame(reply_mark, src="02:00:00:00:e1:02", dst=src)
     send_frames(lab_.node("hs-2"), "veth0", [reply])
     got = l2dev.wait_for(leaving(reply_mark))
-    assert len(got) == 1 and got[0].data == reply, "the frame to the learned MAC did not leave on srl2-0 (once)"
-    assert [f for f in caps["hs-3"].settle() if reply_mark in f.data] == [], \
-        "the frame to the learned MAC was flooded to hs-3"
+    checks.equal("E1", "frames to the learned MAC leaving on srl2-0 (once, unchanged)", [reply.hex()],
+                 [f.data.hex() for f in got])
+    checks.equal("E1", "frames to the learned MAC flooded to hs-3", 0,
+                 len([f for f in caps["hs-3"].settle() if reply_mark in f.data]))
     want = {"packets": 1, "bytes": len(bytes(sent)) - 14, "errors": 0}
-    d = until(lambda: (x := {k: sid_counters(lab_, DT2U_SID)[k] - before[k] for k in want}) == want and x)
-    assert d == want, f"SID counters moved by {d}, expected {want}"
+    checks.equal("E8", "SID counters after one packet (bytes: its IPv6 length)", want,
+                 sid_delta(lab_, DT2U_SID, before, want))
 
 
 @pytest.mark.conformance("E2")
@@ -476,7 +479,7 @@ def test_end_dt2u_floods_unknown_unicast_broadcast_multicast(lab, capture):
         cap.settle()
         for what, (mark, _) in frames.items():
             assert len([f for f in cap.frames if mark in f.data]) == 1, f"{what}: duplicated towards {name}"
-    back = [f for f in l2dev.settle() if f.outgoing and b"srl2-testbed:E2" in f.data]
+    back = [f for f in l2dev.settle() if f.outgoing and MARK + b"E2:" in f.data]
     assert back == [], f"{len(back)} flooded frames went back out of l2dev (the port they came in on)"
 
 

@@ -1,5 +1,5 @@
 """D — differential: the reference datapath against kernel code
-(CONFORMANCE D1, D2).
+(docs/catalogue.md, D1, D2).
 
 - D1 (a kernel with srl2): the same frames through the kernel's srl2 and the
   reference srl2 give identical outer packets.  Two labs of one topology run
@@ -27,6 +27,8 @@ import textwrap
 
 import pytest
 
+from testbed.casekit import MARK, tag_of
+from testbed.casekit import marker as marked
 from testbed.packets import masked_diff, scapy, send_frames, srv6_packet
 
 QUIET_HOST = "{net.ipv6.conf.default.addr_gen_mode: 1, net.ipv6.conf.all.addr_gen_mode: 1}"
@@ -41,23 +43,18 @@ RT1_HS_MAC = "02:d0:00:00:00:fe"  # rt-1's veth-hs (D2 kernel lab: the MAC hs-1'
 HEADER_FIELDS_BY_DESIGN = ("IPv6.hlim", "IPv6.tc", "IPv6.fl")
 
 
-def marked(tag: bytes) -> bytes:
-    """A payload that identifies the test frame among the lab's own traffic."""
-    return b"srl2-testbed:" + tag
-
-
 def kernel_reason(features) -> str | None:
     from testbed.datapaths.kernel import KernelDatapath
 
     return KernelDatapath.probe().reason(list(features))
 
 
-def one_each(captures, tag: bytes, outgoing: bool) -> list[bytes]:
-    """The one frame carrying `tag` seen on each capture (direction given)."""
+def one_each(captures, mark: bytes, outgoing: bool) -> list[bytes]:
+    """The one frame carrying MARK seen on each capture (direction given)."""
     out = []
     for label, cap in captures:
-        seen = cap.wait_for(lambda f: marked(tag) in f.data and f.outgoing == outgoing)
-        assert len(seen) == 1, f"{label} {cap.where}: expected one frame with {tag!r}, saw {len(seen)}"
+        seen = cap.wait_for(lambda f: mark in f.data and f.outgoing == outgoing)
+        assert len(seen) == 1, f"{label} {cap.where}: expected one frame with {mark!r}, saw {len(seen)}"
         out.append(seen[0].data)
     return out
 
@@ -127,13 +124,14 @@ def d1_frames(tag: bytes) -> list[tuple[bytes, bytes]]:
 @pytest.mark.conformance("D1")
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only("compares the kernel's srl2 device with the reference: needs srl2 in the kernel")
-def test_kernel_srl2_and_reference_srl2_send_identical_packets(lab, capture):
+def test_kernel_srl2_and_reference_srl2_send_identical_packets(lab, capture, checks):
     """D1: two labs of one topology (three SIDs), the first on the kernel
     datapath, the second on the reference; the same frames from hs-1 give
     outer packets on rt-1's underlay that are identical byte for byte under
     seg6_flowlabel 0 (the default) and identical but for the flow label
     under seg6_flowlabel 1 (a hash: the two datapaths need not hash alike).
-    Source addresses do not differ: both labs have the same addresses."""
+    Source addresses do not differ: both labs have the same addresses.
+    One check per frame and mode."""
     labs = {"kernel": lab(D1_LAB), "ref": lab(D1_LAB, datapath="ref")}
     assert labs["kernel"].record.datapath == "kernel" and labs["ref"].record.datapath == "ref"
     caps = [(dp, capture(l, "rt-1", "veth-rt2")) for dp, l in labs.items()]
@@ -144,14 +142,13 @@ def test_kernel_srl2_and_reference_srl2_send_identical_packets(lab, capture):
         frames = d1_frames(b"D1fl" + mode.encode())
         for l in labs.values():
             send_frames(l.node("hs-1"), "veth0", [f for _, f in frames])
-        diffs = []
         for m, frame in frames:
-            got_k, got_r = one_each(caps, m.removeprefix(b"srl2-testbed:"), outgoing=True)
+            got_k, got_r = one_each(caps, m, outgoing=True)
             d = masked_diff(sc.Ether(got_r), got_k, ignore)
-            if d:
-                diffs.append(f"{m.decode()}: " + "; ".join(d))
-        assert not diffs, (f"seg6_flowlabel {mode}: kernel srl2 and reference srl2 differ "
-                           "(expected = reference, got = kernel):\n  " + "\n  ".join(diffs))
+            name = tag_of(m).decode()
+            checks.check("D1", f"outer packet of frame {name} under seg6_flowlabel {mode}, kernel against the "
+                               "reference", not d, "identical (expected = reference)",
+                         "; ".join(x.replace(", got ", ", kernel ") for x in d))
 
 
 # ---- D2: route-based l2encap against the reference srl2 ----------------------
@@ -228,7 +225,7 @@ def d2_lab(kind: str) -> str:
 
 @pytest.mark.conformance("D2", "E7")
 @pytest.mark.needs("srl2", "End", "End.DX2")
-def test_srl2_matches_the_kernels_route_based_l2encap(datapath, lab, capture):
+def test_srl2_matches_the_kernels_route_based_l2encap(datapath, lab, capture, checks):
     """D2: an IPv4 and an IPv6 frame (hs-1 -> rt-1's MAC) encapsulated by the
     kernel's `encap seg6 mode l2encap` route (the oracle, always on the
     kernel) and by the srl2 device under test (the reference here; the
@@ -258,17 +255,21 @@ def test_srl2_matches_the_kernels_route_based_l2encap(datapath, lab, capture):
     for l in labs.values():
         send_frames(l.node("hs-1"), "veth0", frames.values())
     for tag, frame in frames.items():
-        oracle, got = one_each(underlay, tag, outgoing=True)
+        oracle, got = one_each(underlay, marked(tag), outgoing=True)
         diff = masked_diff(sc.Ether(oracle), got, HEADER_FIELDS_BY_DESIGN)
-        assert not diff, (f"{tag.decode()}: srl2 ({datapath}) differs from the kernel's l2encap "
-                          "(expected = l2encap, got = srl2):\n  " + "\n  ".join(diff))
+        checks.check("D2", f"{tag.decode()}: srl2 ({datapath}) against the kernel's l2encap", not diff,
+                     "the same outer packet (expected = l2encap)", "; ".join(diff))
         expected = srv6_packet(frame, D2_SEGS, RT1_UNDERLAY)
         expected[sc.Ether].src, expected[sc.Ether].dst = RT1_UNDERLAY_MAC, RT2_UNDERLAY_MAC
-        for name, pkt in zip(labs, (oracle, got)):
+        for (name, cap), pkt in zip(delivered, (oracle, got)):
             diff = masked_diff(expected, pkt, HEADER_FIELDS_BY_DESIGN)
-            assert not diff, f"{tag.decode()}: {name}: not the srl2 encapsulation:\n  " + "\n  ".join(diff)
-        for name, out in zip(labs, one_each(delivered, tag, outgoing=True)):
-            assert out == frame, f"{tag.decode()}: {name}: End.DX2 did not send the frame unchanged"
+            checks.check("D2", f"{tag.decode()}: {name} against the srl2 encapsulation", not diff,
+                         "the packet srl2 must send", "; ".join(diff))
+            if diff:
+                continue  # a packet End and End.DX2 were not meant to get: E7 has nothing to say
+            out = [f.data for f in cap.wait_for(lambda f: f.outgoing and marked(tag) in f.data)]
+            checks.equal("E7", f"{tag.decode()}: frames {name}'s End.DX2 sent towards hs-2 (once, unchanged)",
+                         [frame.hex()], [o.hex() for o in out])
 
 
 # ---- D2: End.DX2, kernel against reference -----------------------------------
@@ -349,7 +350,7 @@ def dx2_packets() -> list[tuple[str, bytes, bytes, bytes | None]]:
 
 @pytest.mark.conformance("D2", "E7")
 @pytest.mark.needs("End.DX2")
-def test_end_dx2_delivers_what_the_kernels_end_dx2_delivers(datapath, lab, capture):
+def test_end_dx2_delivers_what_the_kernels_end_dx2_delivers(datapath, lab, capture, checks):
     """D2 (End.DX2, RFC 8986 4.9, Linux seg6local input_action_end_dx2):
     identical SRv6 packets sent to the End.DX2 SID of the datapath under test
     and (on the reference) to the kernel's make both send the same frames out
@@ -374,16 +375,18 @@ def test_end_dx2_delivers_what_the_kernels_end_dx2_delivers(datapath, lab, captu
         send_frames(l.node("inj"), "veth0", [p for _, _, p, _ in packets])
     n_sent = sum(f is not None for *_, f in packets)
     for cap in caps.values():
-        cap.wait_for(lambda f: b"srl2-testbed:DX2-" in f.data and f.outgoing, count=n_sent)
+        cap.wait_for(lambda f: MARK + b"DX2-" in f.data and f.outgoing, count=n_sent)
         cap.settle()  # and nothing more: the drops stay dropped
-    problems = []
     for what, m, _, frame in packets:
         got = {dp: [f.data for f in cap.frames if f.outgoing and m in f.data] for dp, cap in caps.items()}
         expect = [frame] if frame is not None else []
-        if "kernel" in got and got["kernel"] != got[datapath]:
-            problems.append(f"{what}: the kernel sent {len(got['kernel'])} frame(s), {datapath} "
-                            f"{len(got[datapath])}" + (" (other bytes)" if len(got["kernel"]) == len(got[datapath]) else ""))
-        elif got[datapath] != expect:
-            problems.append(f"{what}: {' and '.join(got)} sent {len(got[datapath])} frame(s) "
-                            f"{'(other bytes) ' if len(expect) == len(got[datapath]) else ''}where {len(expect)} was due")
-    assert not problems, f"End.DX2 ({' against '.join(labs)}):\n  " + "\n  ".join(problems)
+
+        def said(frames: list[bytes]) -> str:
+            return f"{len(frames)} frame(s)" + (" (other bytes)" if len(frames) == len(expect) and frames != expect
+                                                else "")
+
+        if "kernel" in got and datapath != "kernel":
+            checks.check("D2", f"End.DX2 of {datapath} against the kernel's: {what}", got["kernel"] == got[datapath],
+                         f"what the kernel sent: {said(got['kernel'])}", said(got[datapath]))
+        checks.check("E7", f"End.DX2 ({datapath}): {what}", got[datapath] == expect,
+                     f"{len(expect)} frame(s), unchanged", said(got[datapath]))

@@ -1,4 +1,4 @@
-"""L — loops and route errors of srl2 (CONFORMANCE L1-L5).
+"""L — loops and route errors of srl2 (docs/catalogue.md, L1-L5).
 
 The labs are quiet (tests/test_ref_labs.py QUIET: hosts without IPv6
 link-local addresses, no IPv6 on the routers' br0, no multicast snooping),
@@ -20,6 +20,8 @@ import pytest
 
 from testbed import defaults
 from testbed.capture import Frame
+from testbed.casekit import counter_delta, fresh_marker, leaving
+from testbed.kmsg import problem
 from testbed.packets import is_srv6, send_frames
 from testbed.wait import until
 
@@ -73,23 +75,11 @@ QUIET = textwrap.dedent(f"""\
       - [rt-2:veth-hs, hs-2:veth0]
     """)
 
-_seq = iter(range(1 << 30))
-
-
-def marker(tag: str) -> bytes:
-    return f"srl2-testbed:{tag}:{next(_seq)}:".encode()
-
-
 def frames(mark: bytes, n: int, dst: bytes = b"\xff" * 6) -> list[bytes]:
     """N frames of a local experimental ethertype from hs-1, each carrying
     MARK and its number; broadcast by default (flooded to srl2-0 once)."""
     src = bytes.fromhex("020000000101")
     return [dst + src + b"\x88\xb5" + mark + f"{i:05d}".encode().ljust(40, b".") for i in range(n)]
-
-
-def delta(lab_, node: str, dev: str, before: dict) -> dict:
-    now = lab_.counters(node, dev)
-    return {k: now[k] - before[k] for k in now}
 
 
 def handed(cap) -> list[Frame]:
@@ -112,11 +102,10 @@ def repair(lab_) -> None:
     lab_.node("rt-1").ipr.route("replace", dst="fcff:2::/32", gateway=RT2, table=90, family=10)
 
 
-LOOP_WORDS = ("dead loop", "recursion limit", "warning:", "bug:", "srl2")
-
-
-def kernel_complaints(lines: list[str]) -> list[str]:
-    return [ln for ln in lines if any(w in ln.lower() for w in LOOP_WORDS)]
+def kernel_problems(lines: list[str]) -> list[str]:
+    """The kernel messages that report a problem (testbed.kmsg.problem):
+    a WARNING, a dead loop, ...; not a bridge port changing state."""
+    return [ln for ln in lines if problem(ln)]
 
 
 def all_captures(lab_, capture, node: str) -> dict:
@@ -131,52 +120,57 @@ def all_captures(lab_, capture, node: str) -> dict:
 
 @pytest.mark.conformance("L1", "L3")
 @pytest.mark.needs("srl2", "End.DT2U")
-def test_route_into_the_device_itself_is_dropped_and_counted(lab, capture, datapath, kernel_log):
+def test_route_into_the_device_itself_is_dropped_and_counted(lab, capture, datapath, kernel_log, checks):
     """L1 (srl2 patch: a route to the first SID whose device is the srl2
     device itself is a loop: drop, collisions++ and tx_dropped++): with the
     route to fcff:2::d20 pointing into srl2-0, each frame the bridge hands
     to srl2-0 adds exactly 1 to collisions and 1 to tx_dropped, nothing else;
     no SRv6 packet appears on any interface of rt-1 (captured on all of
     them: no storm through srl2-0 itself), none of our frames leaves any
-    other interface, and (kernel) no kernel warning.  Then L3: the route
-    repaired, the next frame goes out (the loop verdict was not cached)."""
+    other interface, and (kernel) the kernel logs no problem (a WARNING,
+    a dead loop, ...; a bridge port changing state is not one).  Then L3:
+    the route repaired, the next frame goes out (the loop verdict was not
+    cached)."""
     lab_ = lab(QUIET)
     route_into_self(lab_)
     caps = all_captures(lab_, capture, "rt-1")
     dev = caps["srl2-0"]
     n = 5
-    mark = marker("L1")
+    mark = fresh_marker("L1")
     before = lab_.counters("rt-1", "srl2-0")
     send_frames(lab_.node("hs-1"), "veth0", frames(mark, n))
-    ours = dev.wait_for(lambda f: f.outgoing and mark in f.data, n)
-    assert len(ours) == n, f"the bridge handed {len(ours)} of {n} frames to srl2-0"
-    d = until(lambda: (x := delta(lab_, "rt-1", "srl2-0", before))["collisions"] >= n and x)
-    d = delta(lab_, "rt-1", "srl2-0", before)
+    ours = dev.wait_for(leaving(mark), n)
+    assert len(ours) == n, f"the bridge handed {len(ours)} of {n} frames to srl2-0 (the lab, not L1)"
+    until(lambda: counter_delta(lab_, "rt-1", "srl2-0", before)["collisions"] >= n)
+    d = counter_delta(lab_, "rt-1", "srl2-0", before)
     # Every frame counted was captured on srl2-0 before the device saw it:
     # drained after the read, the capture holds at least what was counted.
     for cap in caps.values():
         cap.settle()
     count = len(handed(dev))  # ours, and any frame of rt-1's own sent into srl2-0
-    assert n <= d["collisions"] == d["tx_dropped"] <= count, (
-        f"per frame handed to srl2-0 ({count}, {n} of them ours): collisions +1 and tx_dropped +1; got {d}")
-    assert d["tx_packets"] == d["tx_bytes"] == d["tx_carrier_errors"] == d["tx_errors"] == 0, d
-    for name, cap in caps.items():
-        srv6 = [f for f in cap.frames if is_srv6(f.data)]
-        assert srv6 == [], f"{len(srv6)} SRv6 packets on rt-1's {name}: the loop was not stopped"
-        if name != "srl2-0":
-            out = [f for f in cap.frames if f.outgoing and mark in f.data]
-            assert out == [], f"{len(out)} of the frames left rt-1 on {name}"
-    assert len([f for f in dev.frames if mark in f.data]) == n, "a frame was seen more than once on srl2-0 (storm)"
+    checks.check("L1", "collisions and tx_dropped per frame handed to srl2-0",
+                 n <= d["collisions"] == d["tx_dropped"] <= count, f"+1 each per frame ({count} handed, {n} ours)",
+                 f"collisions +{d['collisions']}, tx_dropped +{d['tx_dropped']}")
+    others = {k: d[k] for k in ("tx_packets", "tx_bytes", "tx_carrier_errors", "tx_errors")}
+    checks.equal("L1", "other tx counters of srl2-0", {k: 0 for k in others}, others)
+    srv6 = {name: n_ for name, cap in caps.items() if (n_ := sum(1 for f in cap.frames if is_srv6(f.data)))}
+    checks.equal("L1", "SRv6 packets on rt-1's interfaces (the loop stopped)", {}, srv6)
+    out = {name: n_ for name, cap in caps.items()
+           if name != "srl2-0" and (n_ := sum(1 for f in cap.frames if leaving(mark)(f)))}
+    checks.equal("L1", "the frames leaving rt-1 on other interfaces", {}, out)
+    checks.equal("L1", "times each frame was seen on srl2-0 (no storm)", n,
+                 len([f for f in dev.frames if mark in f.data]))
     if datapath == "kernel":
-        assert kernel_complaints(kernel_log.messages()) == [], "the kernel logged a warning for a route into srl2 itself"
+        checks.equal("L1", "kernel problems logged for a route into srl2 itself", [],
+                     kernel_problems(kernel_log.messages()))
 
     # L3: repaired, the next frame goes out
     underlay = caps["veth-rt2"]
     repair(lab_)
-    mark = marker("L1-L3")
+    mark = fresh_marker("L1-L3")
     send_frames(lab_.node("hs-1"), "veth0", frames(mark, 1))
-    out = underlay.wait_for(lambda f: f.outgoing and mark in f.data and is_srv6(f.data))
-    assert len(out) == 1, "after the route was repaired, the next frame did not leave rt-1 on the underlay"
+    out3 = underlay.wait_for(lambda f: f.outgoing and mark in f.data and is_srv6(f.data))
+    checks.equal("L3", "SRv6 packets leaving rt-1 for the next frame once the route is repaired", 1, len(out3))
 
 
 # ---- L2, L3 ------------------------------------------------------------
@@ -187,7 +181,7 @@ RTN = {"unreachable": 7, "prohibit": 8, "blackhole": 6}
 @pytest.mark.conformance("L2", "L3")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.parametrize("kind", ["none", "unreachable", "prohibit", "blackhole"])
-def test_no_usable_route_counts_carrier_errors_and_repair_is_not_cached(lab, capture, kind):
+def test_no_usable_route_counts_carrier_errors_and_repair_is_not_cached(lab, capture, kind, checks):
     """L2 (srl2 patch: the route lookup to the first SID fails or yields a
     reject route: drop, tx_carrier_errors++ and tx_dropped++): with no route
     to fcff:2::d20 at all (table 90 empty and nothing in main) or an
@@ -204,29 +198,36 @@ def test_no_usable_route_counts_carrier_errors_and_repair_is_not_cached(lab, cap
     underlay = capture(lab_, "rt-1", "veth-rt2")
     dev = capture(lab_, "rt-1", "srl2-0")
     n = 4
-    mark = marker(f"L2{kind}")
+    mark = fresh_marker(f"L2{kind}")
     before = lab_.counters("rt-1", "srl2-0")
     send_frames(lab_.node("hs-1"), "veth0", frames(mark, n))
-    assert len(dev.wait_for(lambda f: f.outgoing and mark in f.data, n)) == n
-    until(lambda: delta(lab_, "rt-1", "srl2-0", before)["tx_carrier_errors"] >= n)
-    d = delta(lab_, "rt-1", "srl2-0", before)
+    assert len(dev.wait_for(leaving(mark), n)) == n, "the bridge did not hand the frames to srl2-0 (the lab)"
+    until(lambda: counter_delta(lab_, "rt-1", "srl2-0", before)["tx_carrier_errors"] >= n)
+    d = counter_delta(lab_, "rt-1", "srl2-0", before)
     dev.settle()  # after the read: holds every frame counted (see the L1 case)
     count = len(handed(dev))
-    assert n <= d["tx_carrier_errors"] == d["tx_dropped"] <= count, (
-        f"route {kind}: per frame handed to srl2-0 ({count}, {n} ours): tx_carrier_errors +1 and tx_dropped +1; "
-        f"got {d}")
-    assert d["tx_packets"] == d["tx_bytes"] == d["collisions"] == 0, d
+    checks.check("L2", f"route {kind}: tx_carrier_errors and tx_dropped per frame handed to srl2-0",
+                 n <= d["tx_carrier_errors"] == d["tx_dropped"] <= count,
+                 f"+1 each per frame ({count} handed, {n} ours)",
+                 f"tx_carrier_errors +{d['tx_carrier_errors']}, tx_dropped +{d['tx_dropped']}")
+    others = {k: d[k] for k in ("tx_packets", "tx_bytes", "collisions")}
+    checks.equal("L2", f"route {kind}: other tx counters of srl2-0", {k: 0 for k in others}, others)
     sent = [f for f in underlay.settle() if f.outgoing and (is_srv6(f.data) or mark in f.data)]
-    assert sent == [], f"route {kind}: {len(sent)} packets left rt-1 on the underlay"
+    checks.equal("L2", f"route {kind}: packets leaving rt-1 on the underlay", 0, len(sent))
 
     repair(lab_)
-    mark = marker(f"L3{kind}")
+    mark = fresh_marker(f"L3{kind}")
     before = lab_.counters("rt-1", "srl2-0")
     send_frames(lab_.node("hs-1"), "veth0", frames(mark, 1))
     out = underlay.wait_for(lambda f: f.outgoing and mark in f.data and is_srv6(f.data))
-    assert len(out) == 1, f"route {kind} repaired: the next frame did not go out"
-    d = until(lambda: (x := delta(lab_, "rt-1", "srl2-0", before))["tx_packets"] >= 1 and x)
-    assert d["tx_packets"] >= 1 and d["tx_carrier_errors"] == d["tx_dropped"] == 0, d
+    checks.equal("L3", f"route {kind} repaired: SRv6 packets leaving rt-1 for the next frame", 1, len(out))
+    until(lambda: counter_delta(lab_, "rt-1", "srl2-0", before)["tx_packets"] >= 1)
+    d = counter_delta(lab_, "rt-1", "srl2-0", before)
+    checks.check("L3", f"route {kind} repaired: srl2-0 counters for the next frame",
+                 d["tx_packets"] >= 1 and d["tx_carrier_errors"] == d["tx_dropped"] == 0,
+                 "tx_packets +1 or more, no carrier error, no drop",
+                 f"tx_packets +{d['tx_packets']}, tx_carrier_errors +{d['tx_carrier_errors']}, "
+                 f"tx_dropped +{d['tx_dropped']}")
 
 
 # ---- L4 ----------------------------------------------------------------
@@ -286,7 +287,7 @@ def test_route_change_while_frames_flow_is_followed(lab, capture):
     A datapath that keeps the cached route would keep sending on a."""
     lab_ = lab(TWO_PATHS)
     caps = {link: capture(lab_, "rt-1", f"veth-{link}") for link in "ab"}
-    mark = marker("L4")
+    mark = fresh_marker("L4")
     stream = frames(mark, 300)
     sent_at_replace: list[int] = []
     first_sent = threading.Event()
@@ -382,8 +383,8 @@ def make_loop(lab_, shape: str) -> list[tuple[str, str]]:
 @pytest.mark.conformance("L5")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.parametrize("shape", ["two nodes", "one node"])
-def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kernel_log, shape, record_property):
-    """L5 (srl2 patch / CONFORMANCE L5: two srl2 devices whose first SIDs
+def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath, kernel_log, shape, checks):
+    """L5 (srl2 patch / docs/catalogue.md L5: two srl2 devices whose first SIDs
     route into each other: no hang, no crash, frames dropped, bounded work):
     frames sent into the loop make it die out (no frame on the devices for
     0.3 s within 8 s), the devices transmit at most MAX_ROUNDS packets (in
@@ -391,14 +392,14 @@ def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath
     at the MTU), the datapath still answers (counters), rtnetlink still
     answers in every node, and the loop delivers nothing to hs-2.  On the
     kernel, a log line about a dead loop or the transmit recursion limit is
-    a finding (reported, not failed)."""
+    a finding, noted (L5), not failed."""
     lab_ = lab(LOOP_TWO_NODES if shape == "two nodes" else LOOP_ONE_NODE)
     devices = make_loop(lab_, shape)
     caps = {d: capture(lab_, *d) for d in devices}
     far = capture(lab_, "hs-2", "veth0")
     before = {d: lab_.counters(*d) for d in devices}
     n = 10
-    mark = marker("L5")
+    mark = fresh_marker("L5")
     start = time.monotonic()
     send_frames(lab_.node("hs-1"), "veth0", frames(mark, n))
     entered = caps[devices[0]].wait_for(lambda f: f.outgoing and mark in f.data and not is_srv6(f.data), n)
@@ -410,20 +411,17 @@ def test_two_devices_routing_into_each_other_stay_bounded(lab, capture, datapath
     # Chains: every non-SRv6 frame handed to a device of the loop starts one
     # (ours, and the nodes' own MLD once IPv6 is on for the routes).
     starts = sum(len(handed(cap)) for cap in caps.values())
-    work = {d: delta(lab_, *d, before[d]) for d in devices}  # the datapath answers
+    work = {d: counter_delta(lab_, *d, before[d]) for d in devices}  # the datapath answers
     looped = sum(w["tx_packets"] for w in work.values())
     assert looped >= n, f"the frames were not sent into the loop at all ({work})"
     assert looped <= MAX_ROUNDS * starts, (
-        f"{looped} packets sent around the loop for {starts} frames entering it "
-        f"(bound: {MAX_ROUNDS} per frame): {work}")
-    record_property("L5 packets per entering frame", f"{looped / starts:.1f}")
+        f"L5: {looped} packets sent around the loop for {starts} frames entering it: expected at most "
+        f"{MAX_ROUNDS} per frame, seen {looped / starts:.1f} ({work})")
     for node in {d[0] for d in devices} | {"hs-1", "hs-2"}:
         assert lab_.node(node).ipr.get_links(), f"rtnetlink in {node} does not answer"
     assert [f for f in far.settle() if mark in f.data] == [], "the loop delivered a frame to hs-2"
     if datapath == "kernel":
-        lines = kernel_complaints(kernel_log.messages())
+        lines = kernel_problems(kernel_log.messages())
         if lines:
-            import warnings
-
-            record_property("finding", " | ".join(lines))
-            warnings.warn(f"L5 finding: the kernel logged {lines}")
+            checks.note("L5", "kernel log while two srl2 devices route into each other",
+                        f"{len(lines)} problem line(s), first: {lines[0]}", "no problem logged")

@@ -1,4 +1,4 @@
-"""N — configuration through rtnetlink (CONFORMANCE N1-N7).
+"""N — configuration through rtnetlink (docs/catalogue.md, N1-N7).
 
 What an srl2 device looks like once made (N1), what RTM_NEWLINK refuses and
 with which extack text (N2, N3), MTU changes (N4), deleting the device or
@@ -26,14 +26,16 @@ from pyroute2.netlink.rtnl import RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from testbed import linux
+from testbed.casekit import counters_reach, l2frame
+from testbed.casekit import marker as marked
+from testbed.errors import LabError
+from testbed.packets import assert_packet, is_srv6, scapy, send_frames
 from testbed.srv6 import nla, seg6
 from testbed.srv6 import srh as srhlib
-from testbed.packets import assert_packet, is_srv6, scapy, send_frames
 from testbed.wait import until
 
 P2P = "topologies/p2p.yaml"
 ISOLATION = "topologies/isolation.yaml"
-MARK = b"srl2-testbed:"
 SRC = "02:5e:00:00:01:01"  # no node uses it: frames from it are the case's own
 ARPHRD_ETHER = 1
 MIN_MTU = 68
@@ -47,16 +49,9 @@ NOT_FROM_NETLINK = ("the reference makes its devices from a JSON configuration, 
 
 # ---- helpers -------------------------------------------------------------------
 
-def marked(tag: str) -> bytes:
-    return MARK + tag.encode() + b"|"
-
-
 def frame(tag: str, size: int = 100, dst: str = "ff:ff:ff:ff:ff:ff", vlans=()) -> bytes:
     """A frame of `size` bytes from SRC, ethertype 0x88b5, with a marker."""
-    head = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(SRC.replace(":", ""))
-    head += b"".join(struct.pack("!HH", tpid, tci) for tpid, tci in vlans)
-    head += b"\x88\xb5" + marked(tag)
-    return head + bytes((i * 7 + 3) & 0xFF for i in range(size - len(head)))
+    return l2frame(dst, marked(tag), src=SRC, size=size, vlans=vlans)
 
 
 def link(lab_, node: str, dev: str):
@@ -142,7 +137,7 @@ DEVICES = textwrap.dedent("""\
 
 @pytest.mark.conformance("N1", "T4")
 @pytest.mark.needs("srl2")
-def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab):
+def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab, checks):
     """N1 (srl2 patch: ether_setup, IFF_NO_QUEUE, eth_hw_addr_random; MTU as
     T4): each device is ARPHRD_ETHER, has qdisc noqueue, a MAC that is
     unicast, locally administered and not the other device's (random), MTU
@@ -150,19 +145,19 @@ def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab):
     68.  The reference sets noqueue itself (a TAP would get the default
     qdisc); its MAC is the TAP's random one."""
     lab_ = lab(DEVICES)
+    assert srhlib.mtu_for(1) == 1422 and srhlib.mtu_for(2) == 1406  # the formula itself
     macs = set()
     for n in (1, 2):
         m = link(lab_, "rt-1", f"srl2-{n}")
-        assert m["ifi_type"] == ARPHRD_ETHER, f"srl2-{n} is of type {m['ifi_type']}, not Ethernet"
-        assert m.get_attr("IFLA_QDISC") == "noqueue"
+        checks.equal("N1", f"link type of srl2-{n}", ARPHRD_ETHER, m["ifi_type"])
+        checks.equal("N1", f"qdisc of srl2-{n}", "noqueue", m.get_attr("IFLA_QDISC"))
         mac = bytes.fromhex(m.get_attr("IFLA_ADDRESS").replace(":", ""))
-        assert not mac[0] & 1, f"srl2-{n} has a multicast MAC {mac.hex(':')}"
-        assert mac[0] & 2, f"srl2-{n}'s MAC {mac.hex(':')} is not locally administered (not random)"
-        assert mac != bytes(6)
+        checks.check("N1", f"MAC of srl2-{n}", not mac[0] & 1 and mac[0] & 2 and mac != bytes(6),
+                     "unicast, locally administered (random)", mac.hex(":"))
         macs.add(mac)
-        assert (m.get_attr("IFLA_MTU"), m.get_attr("IFLA_MIN_MTU")) == (srhlib.mtu_for(n), MIN_MTU)
-    assert len(macs) == 2, "two devices got the same MAC: not random"
-    assert srhlib.mtu_for(1) == 1422 and srhlib.mtu_for(2) == 1406
+        checks.equal("N1", f"min MTU of srl2-{n}", MIN_MTU, m.get_attr("IFLA_MIN_MTU"))
+        checks.equal("T4", f"MTU of srl2-{n} ({n} SIDs)", srhlib.mtu_for(n), m.get_attr("IFLA_MTU"))
+    checks.equal("N1", "distinct MACs of the two devices (random)", 2, len(macs))
 
 
 @pytest.mark.conformance("N1")
@@ -246,18 +241,23 @@ INVALID = {
     *[(k, v, "SRH too short") for k, v in TOO_SHORT.items()],
     *[(k, v, "Invalid SRH") for k, v in INVALID.items()],
 ], ids=[*TOO_SHORT, *INVALID])
-def test_bad_srh_is_refused_with_its_extack(lab, what, srh, text):
+def test_bad_srh_is_refused_with_its_extack(lab, what, srh, text, checks):
     """N3 (srl2 patch, newlink; the checks of seg6_validate_srh): an SRH
     shorter than one segment -> EINVAL "SRH too short"; type != 4, hdrlen
     not matching the attribute, segments left beyond the last entry, last
     entry beyond the list -> EINVAL "Invalid SRH"; no device is left.  The
     same request with a good SRH is accepted (the control)."""
     ipr = lab(ONE_NODE).node("n").ipr
-    code, got = refusal(lambda: nla.add_srl2(ipr, "srl2-bad", srh))
-    assert (code, got) == (errno.EINVAL, text), what
-    assert ipr.link_lookup(ifname="srl2-bad") == []
+    cid = "S3" if "declares" in what else "N3"  # a length that does not match the attribute: S3's words
+    try:
+        nla.add_srl2(ipr, "srl2-bad", srh)
+        seen = "accepted"
+    except NetlinkError as e:
+        seen = f"{errno.errorcode.get(abs(e.code), e.code)} {e.args[1] if len(e.args) > 1 else ''!r}"
+    checks.equal(cid, f"RTM_NEWLINK with an SRH of {what}", f"EINVAL {text!r}", seen)
+    checks.equal(cid, f"devices left after the refusal ({what})", [], ipr.link_lookup(ifname="srl2-bad"))
     nla.add_srl2(ipr, "srl2-good", srh_bytes(1))
-    assert ipr.link_lookup(ifname="srl2-good")
+    assert ipr.link_lookup(ifname="srl2-good"), "the control (a good SRH) was not accepted"
 
 
 # ---- N4: MTU changes ---------------------------------------------------------------
@@ -302,23 +302,34 @@ CREATED_WITH_MTU = textwrap.dedent("""\
       rt-1:
         kind: router
         srl2:
-          srl2-0: {segs: ["fcff:2::d20"], mtu: 1300}
-          srl2-9: {segs: ["fcff:2::d20"], mtu: 9000}
+          {name}: {{segs: ["fcff:2::d20"], mtu: {mtu}}}
     """)
 
 
 @pytest.mark.conformance("N4")
 @pytest.mark.needs("srl2")
-def test_mtu_given_at_creation_is_applied(lab):
+def test_mtu_given_at_creation_is_applied(lab, checks):
     """N4, creation (rtnetlink convention: rtnl_create_link validates and
     applies IFLA_MTU for every link kind before the driver's newlink runs;
     the lab passes a topology's `mtu` that way): a device created with mtu
-    1300 (or 9000) has that MTU.  The RFC series overwrites dev->mtu in
-    newlink with the computed value, so on an RFC kernel this case FAILS:
-    that is the finding (an accepted attribute silently ignored)."""
-    lab_ = lab(CREATED_WITH_MTU)
-    assert link(lab_, "rt-1", "srl2-0").get_attr("IFLA_MTU") == 1300
-    assert link(lab_, "rt-1", "srl2-9").get_attr("IFLA_MTU") == 9000
+    1300, below the computed 1422, has MTU 1300, and one created with mtu
+    9000 (within its max MTU, 65457) is made and has MTU 9000.  Each is a
+    lab of its own, so a refusal of one is a verdict of its own.
+
+    FINDING on the RFC series: newlink overwrites dev->mtu with the computed
+    value (1300 is accepted and silently ignored: 1422 wins), and 9000 is
+    refused ("mtu greater than device maximum") because rtnetlink checks
+    IFLA_MTU against the max MTU ether_setup left (1500) before newlink
+    sets the device's own.  Both fail their check, named as such."""
+    for name, mtu in (("srl2-0", 1300), ("srl2-9", 9000)):
+        what = f"MTU of an srl2 device created with mtu {mtu}"
+        try:
+            lab_ = lab(CREATED_WITH_MTU.format(name=name, mtu=mtu))
+        except LabError as e:
+            checks.equal("N4", what, f"{mtu}", f"creation refused: {str(e).split(': ', 1)[-1]}")
+            continue
+        got = link(lab_, "rt-1", name).get_attr("IFLA_MTU")
+        checks.equal("N4", what + ("" if got != srhlib.mtu_for(1) else " (the computed MTU won)"), mtu, got)
 
 
 # ---- N5: deletion while frames flow ------------------------------------------------
@@ -459,10 +470,9 @@ def carried(cap, tag: str):
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only("a reference device is a TAP read by a process that stays in the old netns: "
                          "after a move it would still route there")
-def test_moving_the_device_to_another_netns(lab, capture, record_property, kernel_log):
+def test_moving_the_device_to_another_netns(lab, capture, checks, kernel_log):
     """N6 (RFC series: no NETIF_F_NETNS_LOCAL, the move is allowed; later
-    revisions forbid it; either is a finding, recorded as the case's
-    "finding" property).  If the kernel refuses the move, it does so with an
+    revisions forbid it; either is a finding, noted as N6 without failing).  If the kernel refuses the move, it does so with an
     error and the device stays in a, still working.  If it allows it, the
     device is gone from a and, in b, frames it transmits are routed by b's
     routes (out of b with b's source address, fcf0:0:b::1) and never by a's
@@ -484,12 +494,12 @@ def test_moving_the_device_to_another_netns(lab, capture, record_property, kerne
         os.close(fd)
 
     if not moved:
-        record_property("finding", f"N6: moving srl2 to another netns is refused: {why}")
+        checks.note("N6", "moving srl2 to another netns", f"refused: {why}")
         assert a.ipr.link_lookup(ifname="srl2-0") == [index]
         send_frames(a, "srl2-0", [frame("N6-refused")])
         assert carried(via_a, "N6-refused"), "srl2-0 stopped working after a refused move"
     else:
-        record_property("finding", "N6: moving srl2 to another netns is allowed; it then routes in the new netns")
+        checks.note("N6", "moving srl2 to another netns", "allowed; it then routes in the new netns")
         assert a.ipr.link_lookup(ifname="srl2-0") == [], "srl2-0 still shows in a after the move"
         (new,) = b.ipr.link_lookup(ifname="srl2-0")
         b.ipr.link("set", index=new, state="up")
@@ -538,7 +548,7 @@ QUIET = textwrap.dedent("""\
 
 @pytest.mark.conformance("N7")
 @pytest.mark.needs("srl2")
-def test_tx_counters_move_by_one_frame_and_its_length(lab, capture):
+def test_tx_counters_move_by_one_frame_and_its_length(lab, capture, checks):
     """N7 (srl2 patch, xmit; struct rtnl_link_stats64): frames of 60, 61,
     100, 1000 and 1436 (MTU + 14) bytes and an 802.1Q-tagged one of 64 are
     sent one at a time; after each, tx_packets has moved by one per SRv6
@@ -550,7 +560,8 @@ def test_tx_counters_move_by_one_frame_and_its_length(lab, capture):
     outer IPv6 + SRH bytes are counted by the underlay device that sends
     them.  (Counting the outer length would add 40 + 24 per frame.)  The
     reference counts the same.  Robust to any frame of the node's own: the
-    expectation is what the capture saw leave rt-1."""
+    expectation is what the capture saw leave rt-1.  One check per frame,
+    all run."""
     lab_ = lab(QUIET)
     underlay = capture(lab_, "rt-1", "veth-rt2")
     outer = 14 + 40 + srhlib.srh_len(1)
@@ -560,13 +571,9 @@ def test_tx_counters_move_by_one_frame_and_its_length(lab, capture):
         f = frame(f"N7-{i}", size, vlans=vlans)
         send_frames(lab_.node("hs-1"), "veth0", [f])
         mine = underlay.wait_for(lambda p: p.outgoing and marked(f"N7-{i}") in p.data)
-        assert len(mine) == 1 and len(mine[0].data) - outer == size, f"frame {i} was not sent whole"
+        assert len(mine) == 1 and len(mine[0].data) - outer == size, f"frame {i} was not sent whole (not N7's)"
         sent = [p.data for p in underlay.frames if p.outgoing and is_srv6(p.data)]
         want = {"tx_packets": len(sent), "tx_bytes": sum(len(d) - outer for d in sent)}
-
-        def moved() -> dict:
-            now = lab_.counters("rt-1", "srl2-0")
-            return {k: now[k] - base[k] for k in want}
-
-        until(lambda: moved() == want)
-        assert moved() == want, f"after frame {i} ({size} bytes): counters moved {moved()}, expected {want}"
+        got = counters_reach(lab_, "rt-1", "srl2-0", base, want)
+        checks.equal("N7", f"srl2-0 tx counters after frame {i} ({size} bytes), by the SRv6 packets rt-1 sent "
+                           "(tx_bytes: the frames they carry)", want, got)

@@ -1,13 +1,13 @@
 """C — scrubbing: what srl2 carries across the encapsulation and what it must
-not (CONFORMANCE C1-C5).
+not (docs/catalogue.md, C1-C5).
 
 srl2 calls the kernel's skb scrub with "same netns" on transmit; End.DT2U
 decapsulates into the bridge.  C1-C3 and C5 are about skb metadata
 (conntrack attachment, mark, packet type) that only the kernel's own
 datapath has: a userspace model re-creates every skb, so those cases are
 kernel-only and skip on the reference datapath.  They read the metadata
-with nftables inside the node (`ip netns exec NODE nft -f -`; counters read
-back as JSON, each rule named by its comment):
+with nftables inside the node (`nft -f -` through testbed.run; counters
+read back as JSON, each rule named by its comment):
 
 - the outer packet is matched in an `inet` postrouting chain by its
   destination (the first SID) and by bytes of the inner frame: nftables'
@@ -25,13 +25,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
-import subprocess
 import textwrap
 
 import pytest
 
 from testbed.capture import Frame
+from testbed.casekit import ETH_P_EXP
+from testbed.casekit import marker as marked
 from testbed.packets import scapy, send_frames
+from testbed.run import Result, run
 from testbed.wait import until
 
 P2P = "topologies/p2p.yaml"
@@ -40,13 +42,7 @@ RT2_SID = "fcff:2::d20"  # End.DT2U at rt-2: the first (only) SID of rt-1's srl2
 RT1_UNDERLAY = "fcf0:0:1:2::1"
 RT2_UNDERLAY = "fcf0:0:1:2::2"
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST = 0, 1, 2
-ETH_P_EXP = 0x88B5  # IEEE local experimental ethertype: no protocol of the lab answers it
 N = 3  # frames per kind: counters must move by exactly this much
-
-
-def marked(tag: bytes) -> bytes:
-    """A payload that identifies the test frame among the lab's own traffic."""
-    return b"srl2-testbed:" + tag
 
 
 def mac_hex(mac: str) -> str:
@@ -56,19 +52,15 @@ def mac_hex(mac: str) -> str:
 # ---- nftables inside a node -------------------------------------------------
 
 
-def nft(ns, ruleset: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Load RULESET (nft -f syntax) in the node's netns."""
-    p = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=ruleset,
-                       capture_output=True, text=True)
-    if check:
-        assert p.returncode == 0, f"nft refused the ruleset in {ns.name}:\n{p.stderr}\n{ruleset}"
-    return p
+def nft(ns, ruleset: str, check: bool = True) -> Result:
+    """Load RULESET (nft -f syntax) in the node's netns (a refusal raises
+    testbed.run.CommandError with nft's own message, when `check`)."""
+    return run(ns, ["nft", "-f", "-"], input=ruleset, check=check)
 
 
 def nft_counters(ns) -> dict[str, int]:
     """Packet counters of every rule with a comment, by comment (nft -j)."""
-    p = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-j", "list", "ruleset"],
-                       capture_output=True, text=True, check=True)
+    p = run(ns, ["nft", "-j", "list", "ruleset"])
     out: dict[str, int] = {}
     for obj in json.loads(p.stdout)["nftables"]:
         rule = obj.get("rule")
@@ -88,8 +80,14 @@ def conntrack_table(ns) -> str:
         cmd = ["conntrack", "-L"]
     else:
         cmd = ["cat", "/proc/net/nf_conntrack"]
-    p = subprocess.run(["ip", "netns", "exec", ns.name, *cmd], capture_output=True, text=True)
+    p = run(ns, cmd, check=False)
     return p.stdout if p.returncode == 0 else ""
+
+
+def counted(checks, cid: str, counters: dict[str, int], want: dict[str, tuple[str, int]]) -> None:
+    """One check of CID per nft counter: want[comment] = (what, expected)."""
+    for comment, (what, expected) in want.items():
+        checks.equal(cid, f"{what} [nft rule {comment!r}]", expected, counters.get(comment))
 
 
 def udp_sock(ns):
@@ -103,7 +101,7 @@ def udp_sock(ns):
 C1_PORT = 5001
 
 
-def check_c1(lab_) -> None:
+def check_c1(lab_, checks) -> None:
     """rt-1 itself sends UDP from its br0 address to hs-2 (10.0.0.2): the
     packet is tracked in rt-1's output path (conntrack entry, IPv4, state
     new), leaves br0, is bridged to srl2-0 and encapsulated.  The outer packet
@@ -138,31 +136,32 @@ def check_c1(lab_) -> None:
         for i in range(N):
             s.sendto(marked(b"C1-%d" % i), ("10.0.0.2", C1_PORT))
     c = until(lambda: (c := nft_counters(rt1))["outer-seen"] >= N and c, timeout=5) or nft_counters(rt1)
-    assert c["inner-new"] == N, f"the inner packets were not tracked in rt-1's output path: {c}"
-    assert c["outer-seen"] == N, f"rt-1's postrouting hook did not see {N} outer packets (srl2 output " \
-                                 f"bypasses netfilter?): {c}"
-    assert c["outer-inner-ct"] == 0, f"the outer packet carries the inner frame's (IPv4) conntrack entry: {c}"
-    assert c["outer-untracked"] == 0, f"the outer packet is untracked: {c}"
-    assert c["outer-own-new"] == N, f"the outer packet is not tracked as a new IPv6 flow to the SID: {c}"
+    counted(checks, "C1", c, {"inner-new": ("inner packets tracked new in rt-1's output path", N),
+                              "outer-seen": ("outer packets seen in rt-1's postrouting", N),
+                              "outer-inner-ct": ("outer packets carrying the inner frame's IPv4 conntrack entry", 0),
+                              "outer-untracked": ("outer packets untracked", 0),
+                              "outer-own-new": ("outer packets tracked as a new IPv6 flow to the SID", N)})
     table = conntrack_table(rt1).splitlines()
     if table:  # the same seen in the conntrack table: two flows, each of its own
         sid = ipaddress.IPv6Address(RT2_SID)
-        assert any(f"dst={sid}" in ln or f"dst={sid.exploded}" in ln for ln in table), \
-            "no conntrack entry of the outer flow:\n" + "\n".join(table)
-        assert any("udp" in ln and "dst=10.0.0.2" in ln and f"dport={C1_PORT}" in ln for ln in table), \
-            "no conntrack entry of the inner flow:\n" + "\n".join(table)
+        checks.check("C1", "conntrack entry of the outer flow (to the SID)",
+                     any(f"dst={sid}" in ln or f"dst={sid.exploded}" in ln for ln in table), "one",
+                     "none among " + " | ".join(table))
+        checks.check("C1", "conntrack entry of the inner flow (UDP to 10.0.0.2)",
+                     any("udp" in ln and "dst=10.0.0.2" in ln and f"dport={C1_PORT}" in ln for ln in table),
+                     "one", "none among " + " | ".join(table))
 
 
 @pytest.mark.conformance("C1")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.kernel_only("conntrack attachment of the skb: a userspace datapath builds a new skb")
-def test_outer_packet_is_a_new_conntrack_flow_of_its_own(lab):
+def test_outer_packet_is_a_new_conntrack_flow_of_its_own(lab, checks):
     """C1 (srl2 patch: skb_scrub_packet(skb, false) resets the conntrack
     reference): a frame whose packet was tracked before it reached srl2
     (rt-1's own UDP out of br0) becomes an outer packet that is tracked as a
     new IPv6 flow of its own (original destination the SID) in rt-1's output
     path, and never carries the inner IPv4 entry."""
-    check_c1(lab(P2P))
+    check_c1(lab(P2P), checks)
 
 
 # ---- C2 ---------------------------------------------------------------------
@@ -171,7 +170,7 @@ C2_MAC = "02:c2:00:00:00:01"
 C2_MARK = 0x5A1
 
 
-def check_c2(lab_) -> None:
+def check_c2(lab_, checks) -> None:
     """A bridge rule on rt-1 marks hs-1's frames on their way to srl2-0; the
     outer packets of exactly those frames carry the mark in postrouting."""
     rt1 = lab_.node("rt-1")
@@ -196,19 +195,19 @@ def check_c2(lab_) -> None:
               for i in range(N)]
     send_frames(lab_.node("hs-1"), "veth0", frames)
     c = until(lambda: (c := nft_counters(rt1))["outer-seen"] >= N and c, timeout=5) or nft_counters(rt1)
-    assert c["bridge-marked"] >= N, f"the bridge rule did not mark the frames: {c}"
-    assert c["outer-seen"] == N, f"rt-1's postrouting hook did not see {N} outer packets: {c}"
-    assert c["outer-marked"] == N, f"the mark set in the bridge was lost by the encapsulation: {c}"
+    assert c["bridge-marked"] >= N, f"the bridge rule did not mark the frames (the lab, not C2): {c}"
+    counted(checks, "C2", c, {"outer-seen": ("outer packets seen in rt-1's postrouting", N),
+                              "outer-marked": ("outer packets carrying the mark set in the bridge", N)})
 
 
 @pytest.mark.conformance("C2")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.kernel_only("skb->mark: a userspace datapath cannot carry the mark of the frame it read")
-def test_mark_set_in_the_bridge_is_kept_on_the_outer_packet(lab):
+def test_mark_set_in_the_bridge_is_kept_on_the_outer_packet(lab, checks):
     """C2 (srl2 patch: same-netns scrub keeps skb->mark): `meta mark set` in
     rt-1's bridge forward chain on hs-1's frames is seen on their outer
     packets in rt-1's IPv6 postrouting chain."""
-    check_c2(lab(P2P))
+    check_c2(lab(P2P), checks)
 
 
 # ---- C3 ---------------------------------------------------------------------
@@ -216,7 +215,7 @@ def test_mark_set_in_the_bridge_is_kept_on_the_outer_packet(lab):
 C3_MAC = "02:c3:00:00:00:01"
 
 
-def check_c3(lab_) -> None:
+def check_c3(lab_, checks) -> None:
     """Broadcast and multicast frames from hs-1: rt-1's bridge floods them
     to srl2-0 (skb packet type broadcast / multicast); their outer packets
     must have packet type host in postrouting."""
@@ -239,20 +238,20 @@ def check_c3(lab_) -> None:
         frames.append(bytes(sc.Ether(src=C3_MAC, dst="33:33:00:00:c3:01", type=ETH_P_EXP) / marked(b"C3m%d" % i)))
     send_frames(lab_.node("hs-1"), "veth0", frames)
     c = until(lambda: (c := nft_counters(rt1))["outer-seen"] >= 2 * N and c, timeout=5) or nft_counters(rt1)
-    assert c["outer-seen"] == 2 * N, f"rt-1's postrouting hook did not see {2 * N} outer packets: {c}"
-    assert c["outer-not-host"] == 0, f"outer packets kept the inner frame's packet type: {c}"
-    assert c["outer-host"] == 2 * N, c
+    counted(checks, "C3", c, {"outer-seen": ("outer packets seen in rt-1's postrouting", 2 * N),
+                              "outer-not-host": ("outer packets that kept the inner frame's packet type", 0),
+                              "outer-host": ("outer packets of packet type host", 2 * N)})
 
 
 @pytest.mark.conformance("C3")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.kernel_only("skb->pkt_type of the outer packet: a userspace datapath's packets are always host")
-def test_broadcast_and_multicast_frames_give_outer_packets_of_type_host(lab):
+def test_broadcast_and_multicast_frames_give_outer_packets_of_type_host(lab, checks):
     """C3 (srl2 patch: skb_scrub_packet sets pkt_type PACKET_HOST): a
     broadcast and a multicast frame flooded to srl2-0 become outer packets
     whose packet type (`meta pkttype` in postrouting) is host, so the IPv6
     output path treats them as the unicast packets they are."""
-    check_c3(lab(P2P))
+    check_c3(lab(P2P), checks)
 
 
 # ---- C4 ---------------------------------------------------------------------
@@ -377,7 +376,7 @@ C5_PORT = 5005
 C5_MAC = "02:c5:00:00:00:01"
 
 
-def check_c5(lab_) -> None:
+def check_c5(lab_, checks) -> None:
     """hs-1 sends UDP to rt-2's br0 address across the pseudowire.  At rt-2
     the outer packet is tracked in prerouting (IPv6, to the SID); End.DT2U
     hands the inner frame to the bridge, which passes it up to br0; the
@@ -414,21 +413,22 @@ def check_c5(lab_) -> None:
                     sc.UDP(sport=40000 + i, dport=C5_PORT) / marked(b"C5-%d" % i)) for i in range(N)]
     send_frames(lab_.node("hs-1"), "veth0", frames)
     c = until(lambda: (c := nft_counters(rt2))["inner-seen"] >= N and c, timeout=5) or nft_counters(rt2)
-    assert c["outer-tracked"] == N, f"the outer packets were not tracked at rt-2 (nothing that could leak): {c}"
-    assert c["inner-seen"] == N, f"the decapsulated frames were not passed up to rt-2's br0: {c}"
-    assert c["inner-outer-ct"] == 0, f"the inner packet carries the outer packet's (IPv6) conntrack entry: {c}"
-    assert c["inner-own-new"] == N, f"the inner packet is not tracked as a new IPv4 flow of its own: {c}"
-    if bridge_ct:
-        assert c["bridge-outer-ct"] == 0, f"the inner frame enters the bridge with the outer's conntrack entry: {c}"
+    counted(checks, "C5", c, {
+        "outer-tracked": ("outer packets tracked at rt-2 (what could leak)", N),
+        "inner-seen": ("decapsulated packets passed up to rt-2's br0", N),
+        "inner-outer-ct": ("decapsulated packets carrying the outer packet's IPv6 conntrack entry", 0),
+        "inner-own-new": ("decapsulated packets tracked as a new IPv4 flow of their own", N),
+        **({"bridge-outer-ct": ("inner frames entering the bridge with the outer's conntrack entry", 0)}
+           if bridge_ct else {})})
 
 
 @pytest.mark.conformance("C5")
 @pytest.mark.needs("srl2", "End.DT2U")
 @pytest.mark.kernel_only("conntrack attachment of the decapsulated skb: a userspace datapath builds a new skb")
-def test_decapsulated_frame_does_not_carry_the_outer_conntrack_entry(lab):
+def test_decapsulated_frame_does_not_carry_the_outer_conntrack_entry(lab, checks):
     """C5 (srl2 patch, End.DT2U; RFC 8986 4.11): the inner frame handed to
     rt-2's bridge does not carry the conntrack entry of the outer packet:
     passed up to br0, its IPv4 packet is tracked as a new IPv4 flow of its
     own (and, where bridge conntrack exists, the bridge sees no IPv6 entry
     on it)."""
-    check_c5(lab(P2P))
+    check_c5(lab(P2P), checks)

@@ -147,12 +147,20 @@ class Capture:
                 writer.write(fr)
         return path
 
-    def stream(self) -> Iterator[Frame]:
-        """Frames as they arrive, until the caller stops iterating."""
+    def stream(self, alive: Callable[[], bool] | None = None, every: float = 1.0) -> Iterator[Frame]:
+        """Frames as they arrive, until the caller stops iterating, or until
+        `alive()` (asked every `every` seconds without a frame) says the
+        interface is gone: a capture keeps its netns alive, so without it a
+        capture on a lab that was taken down would wait forever."""
         while True:
             start = len(self.frames)
             if not self.drain():
-                select.select([self.sock], [], [])
+                if alive is not None and not alive():
+                    return
+                if select.select([self.sock], [], [], every if alive is not None else None)[0]:
+                    # the interface went down or away (ENETDOWN): read the error, or
+                    # select() reports it again at once until it is read
+                    self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 continue
             yield from self.frames[start:]
             del self.frames[:]  # a long capture must not grow without bound

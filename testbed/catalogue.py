@@ -1,6 +1,7 @@
-"""The conformance catalogue (shared/CONFORMANCE.md): every behaviour ID the
-suite checks, with a one-line title.  Cases tag themselves with these IDs
-(`@pytest.mark.conformance("H3", "S2")`); the report maps IDs to outcomes."""
+"""The conformance catalogue (docs/catalogue.md): every behaviour ID the
+suite checks, with a one-line title and the clause it rests on.  Cases tag
+themselves with these IDs (`@pytest.mark.conformance("H3", "S2")`) and
+record one verdict per ID (testbed.checks); the report maps IDs to outcomes."""
 from __future__ import annotations
 
 AREAS = {
@@ -59,6 +60,56 @@ CATALOGUE = {
     "N7": "tx_packets / tx_bytes move by one frame and a consistent size",
     "D1": "kernel srl2 and the reference give identical outer packets",
     "D2": "reference srl2 vs kernel route-based l2encap; kernel vs reference End.DX2",
+}
+
+# What each ID rests on, as a reviewer would cite it: the RFC section, and
+# "srl2 patch" where the behaviour is the series' own (with the function or
+# attribute when that helps find it).  docs/catalogue.md says each in words.
+CLAUSES = {
+    "H1": "RFC 8986 §5.3 H.Encaps.L2; RFC 8754 §2; srl2 patch",
+    "H2": "srl2 patch (seg6 tunnel source, else source selection); RFC 6724",
+    "H3": "RFC 8754 §2; srl2 patch (IFLA_SRL2_SRH)",
+    "H4": "RFC 8986 §5.3 H.Encaps.L2; srl2 patch",
+    "H5": "RFC 2473 §6.3; srl2 patch",
+    "H6": "RFC 6437; net.ipv6.seg6_flowlabel; srl2 patch",
+    "S1": "RFC 8754 §2; RFC 8986 §5.3; srl2 patch",
+    "S2": "RFC 8754 §4.3.1.1; RFC 8986 §4.1",
+    "S3": "RFC 8754 §2 (8-bit Hdr Ext Len); seg6_validate_srh",
+    "S4": "srl2 patch (IFLA_SRL2_SRH read back)",
+    "C1": "srl2 patch (skb_scrub_packet, same netns)",
+    "C2": "srl2 patch (skb_scrub_packet, same netns)",
+    "C3": "srl2 patch (skb_scrub_packet, same netns)",
+    "C4": "RFC 8986 §4.11; srl2 patch (End.DT2U)",
+    "C5": "RFC 8986 §4.11; srl2 patch (End.DT2U)",
+    "L1": "srl2 patch (xmit: route into the device itself)",
+    "L2": "srl2 patch (xmit: no usable route)",
+    "L3": "srl2 patch (route lookup errors are not cached)",
+    "L4": "srl2 patch (dst cache invalidated on routing changes)",
+    "L5": "srl2 patch; Linux xmit recursion limit",
+    "E1": "RFC 8986 §4.11; srl2 patch (End.DT2U l2dev)",
+    "E2": "RFC 8986 §4.11",
+    "E3": "RFC 8986 §4.9, §4.11 (Segments Left); Linux drops silently",
+    "E4": "RFC 8986 §4.1.1, §4.9, §4.11; Linux drops silently",
+    "E5": "srl2 patch (End.DT2U into l2dev)",
+    "E6": "srl2 patch (seg6local l2dev attribute)",
+    "E7": "RFC 8986 §4.9",
+    "E8": "Linux seg6local counters (SEG6_LOCAL_COUNTERS)",
+    "T1": "srl2 patch (Ethernet pseudowire); RFC 826",
+    "T2": "srl2 patch (Ethernet pseudowire); RFC 4861",
+    "T3": "RFC 8986 §4.11, §5.3; srl2 patch",
+    "T4": "srl2 patch (MTU = 1500 - 40 - SRH - 14)",
+    "T5": "RFC 2473 §6.3; srl2 patch",
+    "T6": "srl2 patch (one segment list per device); RFC 8986 §4.11",
+    "T7": "srl2 patch (an L2 service)",
+    "N1": "srl2 patch (device setup)",
+    "N2": "srl2 patch (newlink)",
+    "N3": "srl2 patch (newlink; seg6_validate_srh)",
+    "N4": "srl2 patch (min/max MTU); rtnetlink IFLA_MTU",
+    "N5": "srl2 patch (device and netns teardown)",
+    "N6": "srl2 patch (netns move)",
+    "N7": "srl2 patch (xmit stats); struct rtnl_link_stats64",
+    "D1": "the reference datapath against the srl2 patch",
+    "D2": "the reference datapath against Linux seg6 l2encap and End.DX2",
 }
 
 

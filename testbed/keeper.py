@@ -3,14 +3,21 @@
 A lab outlives the CLI that asked for it, but something must own it: the
 datapath processes are its children (they die with it), and a dead owner is
 how `down --stale` tells a crashed lab from a live one.  The keeper builds
-the lab itself, tells the CLI "ok" or the error over a pipe (a handshake, not
-a sleep), then waits for SIGTERM (`testbed down`) and tears the lab down.
+the lab itself and tells the CLI "ok" or the error over a socket pair (a
+handshake, not a sleep).  The lab is the user's only once the CLI has shown
+it and answered "ack": a CLI killed before that (SIGKILL, a closed
+terminal) leaves no lab behind.  Then the keeper waits for SIGTERM
+(`testbed down`), or for the end of the test run the lab belongs to
+(testbed.guardian), and tears the lab down.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
+import socket
 import sys
 import traceback
 
@@ -18,40 +25,62 @@ from testbed import state
 from testbed.errors import TestbedError
 from testbed.model import Topology
 
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ACK = b"ack\n"
 
 
 class KeeperError(TestbedError):
     pass
 
 
-def spawn(topo: Topology, name: str, datapath: str | None, full_status: bool = False) -> dict:
+class Pending:
+    """A keeper whose lab is up but not yet the user's: `accept()` once it
+    has been shown, `cancel()` (or a CLI that dies) tears it down."""
+
+    def __init__(self, pid: int, sock: socket.socket, reply: dict):
+        self.pid = pid
+        self.sock = sock
+        self.reply = reply
+
+    def accept(self) -> None:
+        self.sock.sendall(ACK)
+        self.sock.close()
+
+    def cancel(self) -> None:
+        """Tear the lab down (the keeper does, on SIGTERM) and wait for it."""
+        self.sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        os.waitpid(self.pid, 0)
+
+
+def spawn(topo: Topology, name: str, datapath: str | None, full_status: bool = False) -> Pending:
     """Fork a keeper that builds `topo` as lab `name`; once the lab is up,
-    return {"datapath", "keeper", "netns"} (plus "status", the kernel's view
-    from testbed.status.collect, if `full_status`), or raise KeeperError with
-    the keeper's error text."""
-    r, w = os.pipe()
+    return it pending, with its reply {"datapath", "datapath_why", "keeper",
+    "netns"} (plus "status", the kernel's view from testbed.status.collect,
+    if `full_status`); or raise KeeperError with the keeper's error text.
+    Ctrl-C (or SIGTERM made KeyboardInterrupt) while it builds: the keeper
+    finishes, tears down, and only then does KeyboardInterrupt go on."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # keeper
-        os.close(r)
+        ours.close()
         code = 1
         try:
-            code = _keep(topo, name, datapath, w, full_status)
+            code = _keep(topo, name, datapath, theirs, full_status)
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
-    os.close(w)
+    theirs.close()
     try:
-        reply = _read_all(r)
-    except KeyboardInterrupt:
-        os.kill(pid, signal.SIGTERM)  # it finishes building, then tears down
-        os.waitpid(pid, 0)
+        reply = _read_reply(ours)
+    except BaseException:
+        Pending(pid, ours, {}).cancel()
         raise
-    finally:
-        os.close(r)
     if reply.startswith("ok\n"):
-        return json.loads(reply[3:])
+        return Pending(pid, ours, json.loads(reply[3:]))
+    ours.close()
     os.waitpid(pid, 0)
     raise KeeperError(reply.removeprefix("error\n").rstrip() or
                       f"the lab keeper died while building lab {name!r} (see {log_path(name)})")
@@ -61,24 +90,27 @@ def log_path(name: str) -> str:
     return os.path.join(state.STATE_DIR, f"{name}.log")
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _read_all(fd: int) -> str:
+def _read_reply(sock: socket.socket) -> str:
+    """Everything the keeper sends before it shuts its side for writing."""
     chunks = []
-    while chunk := os.read(fd, 65536):
+    while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
 
 
-def _keep(topo: Topology, name: str, datapath: str | None, reply_fd: int, full_status: bool) -> int:
+def _keep(topo: Topology, name: str, datapath: str | None, sock: socket.socket, full_status: bool) -> int:
     from testbed.errors import LabError
     from testbed.lab import Lab
 
     os.setsid()  # no terminal signals: only `testbed down` stops a lab
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # handled by sigwait below
+    # Stop signals become an event on a wakeup fd, so that one select()
+    # waits for them, for the CLI's acknowledgement and for the run's end.
+    # (Handlers, not a blocked mask: a mask would be inherited by srl2_ref.)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    stop: list[int] = []
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
     os.makedirs(state.STATE_DIR, exist_ok=True)
     devnull = os.open(os.devnull, os.O_RDWR)
     log = os.open(log_path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -92,16 +124,68 @@ def _keep(topo: Topology, name: str, datapath: str | None, reply_fd: int, full_s
     try:
         lab = Lab.up(topo, name, datapath, owner="keeper")
     except LabError as e:
-        os.write(reply_fd, f"error\n{e}\n".encode())
+        _send(sock, f"error\n{e}\n".encode())
         return 1
-    reply = {"datapath": lab.record.datapath, "keeper": os.getpid(), "netns": lab.record.netns}
-    if full_status:
-        from testbed import status
+    try:
+        if stop:
+            why = f"{signal.Signals(stop[0]).name} while it was being built"
+            _send(sock, f"error\nlab {name} was stopped: {why}\n".encode())
+            raise _Stop(why)
+        reply = {"datapath": lab.record.datapath, "datapath_why": lab.record.datapath_why,
+                 "keeper": os.getpid(), "netns": lab.record.netns}
+        if full_status:
+            from testbed import status
 
-        reply["status"] = status.collect(lab)
-    _write_all(reply_fd, b"ok\n" + json.dumps(reply).encode())
-    os.close(reply_fd)
-    sig = signal.sigwait(STOP_SIGNALS)
-    print(f"keeper: {signal.Signals(sig).name}: tearing down lab {name}", flush=True)
-    lab.down()
+            reply["status"] = status.collect(lab)
+        if not _send(sock, b"ok\n" + json.dumps(reply).encode()):
+            raise _Stop("the CLI is gone")
+        sock.shutdown(socket.SHUT_WR)
+        _wait(sock, wake_r, stop, lab.record.run)
+    except _Stop as why:
+        print(f"keeper: {why}: tearing down lab {name}", flush=True)
+    finally:
+        lab.down()
     return 0
+
+
+class _Stop(Exception):
+    """Why the keeper tears its lab down."""
+
+
+def _send(sock: socket.socket, data: bytes) -> bool:
+    try:
+        sock.sendall(data)
+        return True
+    except OSError:  # the CLI died (EPIPE): nobody will take the lab
+        return False
+
+
+def _wait(sock: socket.socket, wake_r: int, stop: list[int], run: state.Proc | None) -> None:
+    """Until a stop signal, a CLI that goes away without its ack, or the
+    end of the lab's run; returns nothing, raises _Stop with the reason."""
+    run_fd = run.pidfd() if run is not None else None
+    if run is not None and run_fd is None:
+        raise _Stop(f"its run {run} is over")
+    watched: list = [wake_r, sock] + ([run_fd] if run_fd is not None else [])
+    while True:
+        ready = select.select(watched, [], [])[0]
+        if wake_r in ready:
+            while True:
+                try:
+                    if not os.read(wake_r, 64):
+                        break
+                except BlockingIOError:
+                    break
+        if stop:
+            raise _Stop(signal.Signals(stop[0]).name)
+        if run_fd is not None and run_fd in ready:
+            raise _Stop(f"its run {run} is over")
+        if sock in ready:
+            try:
+                data = sock.recv(64)
+            except OSError:
+                data = b""
+            if not data.startswith(ACK):
+                raise _Stop("the CLI went away before it showed the lab")
+            watched.remove(sock)
+            sock.close()

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 import socket
+import threading
 from typing import Callable, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from testbed import defaults, linux, state
+from testbed import defaults, guardian, linux, state
 from testbed.kerror import kernel_text
 from testbed.datapaths import Datapath, DatapathError
 from testbed.errors import LabError
@@ -81,16 +83,21 @@ class Lab:
         record = state.Record(
             name=name, topology=topo.source, owner=state.Proc.of(os.getpid(), owner),
             netns={n: netns_name(name, n) for n in topo.nodes},
-            rundir=os.path.join(state.STATE_DIR, name))
+            rundir=os.path.join(state.STATE_DIR, name), run=guardian.current())
+        lab = None
         try:
-            state.claim(record)
-        except state.LabExists as e:
-            raise LabError(str(e)) from None
-        lab = cls(topo, name, record)
-        try:
+            # Ctrl-C or SIGTERM between writing the record and holding it
+            # here would leave a record nobody removes: they wait until then.
+            with deferred_signals():
+                try:
+                    state.claim(record)
+                except state.LabExists as e:
+                    raise LabError(str(e)) from None
+                lab = cls(topo, name, record)
             lab._build(datapath)
         except BaseException:
-            lab.down()
+            if lab is not None:
+                lab.down()
             raise
         return lab
 
@@ -117,6 +124,7 @@ class Lab:
         except DatapathError as e:
             raise LabError(str(e), e.where) from None
         self.record.datapath = self.datapath.name if self.datapath else "none"
+        self.record.datapath_why = self.datapath.why if self.datapath else ""
         os.makedirs(self.record.rundir, exist_ok=True)
         self.record.save()
 
@@ -152,6 +160,11 @@ class Lab:
                 self._rule(node, rule)
             for route in node.routes:
                 self._route(node, route)
+        # srl2 devices come up last: up before the route to their first SID
+        # exists, they would count what the bridge hands them meanwhile (the
+        # node's own MLD and ND) as tx_carrier_errors and tx_dropped.
+        for node in topo.nodes.values():
+            self._up(node, [n for n in self._all_ifnames(node) if n in node.srl2])
         # The bridge enables a port when linkwatch reports its carrier, which
         # the kernel may defer for up to a second: a frame sent before that
         # is dropped, so the lab is not ready until every port forwards.
@@ -189,11 +202,13 @@ class Lab:
     def ifindex(self, node: str, ifname: str) -> int:
         """Index of a node's interface; one link dump per miss, not per call
         (bring-up asks dozens of times and interfaces are never renamed)."""
+        ns = self.node(node)  # a clear error for an unknown node
         cache = self._ifindexes.setdefault(node, {})
         if ifname not in cache:
-            cache.update((m.get_attr("IFLA_IFNAME"), m["index"]) for m in self.ns[node].ipr.get_links())
+            cache.update((m.get_attr("IFLA_IFNAME"), m["index"]) for m in ns.ipr.get_links())
             if ifname not in cache:
-                raise LabError(f"{node}: no interface {ifname!r}")
+                raise LabError(f"lab {self.name!r}: node {node} has no interface {ifname!r} "
+                               f"(interfaces: {', '.join(sorted(cache))})")
         return cache[ifname]
 
     def _sysctls(self, node: Node, values: dict[str, str]) -> None:
@@ -270,7 +285,8 @@ class Lab:
 
     def _interfaces(self, node: Node) -> None:
         """Per-interface settings and addresses; then the per-interface
-        sysctls (so that they act before the first packet); then everything up."""
+        sysctls (so that they act before the first packet); then everything
+        up but the srl2 devices (see _build)."""
         for ifname in self._all_ifnames(node):
             conf = node.interfaces.get(ifname)
             if conf is None:
@@ -290,7 +306,11 @@ class Lab:
                                                prefixlen=addr.network.prefixlen,
                                                flags=IFA_F_NODAD if addr.version == 6 else 0))
         self._sysctls(node, defaults.late_sysctls(node))
-        for ifname in self._all_ifnames(node):
+        self._up(node, [n for n in self._all_ifnames(node) if n not in node.srl2])
+
+    def _up(self, node: Node, ifnames: list[str]) -> None:
+        """Set the interfaces up, except those the topology keeps down."""
+        for ifname in ifnames:
             conf = node.interfaces.get(ifname)
             if conf is None or conf.up:
                 index = self.ifindex(node.name, ifname)
@@ -388,10 +408,36 @@ class Lab:
     # ---- teardown -----------------------------------------------------
 
     def down(self) -> list[str]:
-        """Remove everything this lab made; safe to call twice."""
-        if self.datapath is not None:
-            with contextlib.suppress(Exception):
-                self.datapath.stop()
-        self.close()
-        with state.locked():
-            return state.reap(self.record)
+        """Remove everything this lab made; safe to call twice.  Ctrl-C and
+        SIGTERM wait until it is done: a teardown cut in half leaks."""
+        with deferred_signals():
+            if self.datapath is not None:
+                with contextlib.suppress(Exception):
+                    self.datapath.stop()
+            self.close()
+            with state.locked():
+                return state.reap(self.record)
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """Hold SIGINT, SIGTERM and SIGHUP for the body: their handlers run
+    after it, once each.  (Handlers are swapped rather than the signals
+    blocked: a signal blocked in one thread is delivered to another, and
+    Python runs its handler in the main thread all the same.)  Outside the
+    main thread a no-op: handlers never run there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for s in dict.fromkeys(caught):
+            signal.raise_signal(s)

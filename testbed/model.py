@@ -1,6 +1,6 @@
 """The typed, validated model of a topology.
 
-`testbed.topology` turns YAML into these objects; everything downstream
+`testbed.topology` turns YAML (docs/topology.md) into these objects; everything downstream
 (lab bring-up, render, datapaths) reads only these.  Every object keeps the
 `Where` of the YAML that asked for it, so that a kernel error can be reported
 against the line that caused it.
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from testbed.checkmodel import Check
 
 Datapath = Literal["auto", "kernel", "ref"]
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -175,6 +178,7 @@ class Topology:
     description: str = ""
     source: str = ""  # path of the YAML file
     where: Where = NOWHERE
+    checks: list["Check"] = field(default_factory=list)  # validate: (testbed/checkmodel.py)
 
     def veth_ends(self, node: str) -> list[tuple[Link, Endpoint, Endpoint]]:
         """(link, local end, remote end) for every link touching `node`."""

@@ -2,6 +2,7 @@
 scapy) reading SRv6 packets back.  scapy is imported only by what needs it."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 from typing import Iterable
 
@@ -66,7 +67,7 @@ def scapy():
 
 
 def srv6_packet(frame: bytes, segs, src, hlim: int = 64, tc: int = 0, fl: int = 0):
-    """The packet srl2 must send for FRAME (CONFORMANCE H1, H3-H5): outer
+    """The packet srl2 must send for FRAME (docs/catalogue.md H1, H3-H5): outer
     IPv6 to the first SID, SRH with the segments reversed, the frame whole."""
     sc = scapy()
     from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
@@ -80,11 +81,32 @@ def srv6_packet(frame: bytes, segs, src, hlim: int = 64, tc: int = 0, fl: int = 
             sc.Ether(frame))
 
 
-def masked_diff(expected, got: bytes, ignore=()) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class FieldDiff:
+    """One field that differs: `depth` counts layers from the outermost (0),
+    so the outer and the inner Ether are told apart; `offset` is set (and
+    layer/field empty) when only the bytes can tell."""
+    depth: int
+    layer: str
+    field: str
+    expected: object
+    got: object
+    offset: int | None = None
+
+    def line(self) -> str:
+        if self.offset is not None:
+            return f"bytes differ at offset {self.offset} (lengths {self.expected} and {self.got})"
+        if self.field == "":
+            return f"layers differ: expected {self.expected}, got {self.got}"
+        return f"{self.layer}.{self.field}: expected {self.expected!r}, got {self.got!r}"
+
+
+def field_diffs(expected, got: bytes, ignore=()) -> list[FieldDiff]:
     """Differences between the scapy packet EXPECTED and the bytes GOT, with
     the fields in IGNORE ("Layer.field", e.g. "IPv6.fl", "Ether.dst") taken
     from GOT: [] when they match byte for byte (after masking), else one
-    line per differing field (or the byte offset when fields cannot tell)."""
+    entry per differing field (or the first differing byte when fields
+    cannot tell)."""
     sc = scapy()
     got_pkt = expected.__class__(got)
     exp = expected.copy()
@@ -99,19 +121,26 @@ def masked_diff(expected, got: bytes, ignore=()) -> list[str]:
         return []
     diffs = []
     a, b = expected.__class__(want), got_pkt  # both parsed: computed fields have values
+    depth = 0
     while a and b:
         for f in a.fields_desc:
             va, vb = a.getfieldval(f.name), b.getfieldval(f.name)
             if f.name != "load" and va != vb:
-                diffs.append(f"{a.__class__.__name__}.{f.name}: expected {va!r}, got {vb!r}")
+                diffs.append(FieldDiff(depth, a.__class__.__name__, f.name, va, vb))
         a, b = a.payload, b.payload
+        depth += 1
         if a.__class__ is not b.__class__:
-            diffs.append(f"layers differ: expected {a.__class__.__name__}, got {b.__class__.__name__}")
+            diffs.append(FieldDiff(depth, "", "", a.__class__.__name__, b.__class__.__name__))
             break
     if not diffs:
         at = next((i for i, (x, y) in enumerate(zip(want, got)) if x != y), min(len(want), len(got)))
-        diffs.append(f"bytes differ at offset {at} (lengths {len(want)} and {len(got)})")
+        diffs.append(FieldDiff(-1, "", "", len(want), len(got), offset=at))
     return diffs
+
+
+def masked_diff(expected, got: bytes, ignore=()) -> list[str]:
+    """field_diffs as lines ("IPv6.hlim: expected 64, got 1")."""
+    return [d.line() for d in field_diffs(expected, got, ignore)]
 
 
 def assert_packet(expected, got: bytes, ignore=()) -> None:

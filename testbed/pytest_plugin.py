@@ -1,27 +1,32 @@
 """pytest plugin of srl2 testbed (registered by the top-level conftest.py).
 
 - options: --datapath ref|kernel|both|auto, --spec linux|rfc8986, --ktap FILE,
-  --catalogue, --results DIR, --ref-fault NAME;
+  --catalogue, --results DIR, --record FILE, --ref-fault NAME;
 - markers: conformance(*IDS), kernel_only(reason), needs(*features);
 - fixtures: `datapath` (parametrised by --datapath, skipping with the
   probe's reason where a datapath lacks what the case needs), `lab` (labs
   from topologies/ or inline YAML on that datapath, unique names, removed
   on pass, fail and Ctrl-C), `capture` (armed captures whose pcaps are kept
   when the case fails), `make_lab` (for tests of the engine itself);
-- reports: KTAP (one line per case, like a kselftest) and the catalogue
-  table (pass/fail/skip per ID and datapath).
+- the record of the run (testbed/results/record.py), one JSON line per case
+  as it ends; KTAP and the catalogue table (per ID and datapath) are
+  derived from it; inside `testbed vm`, a boot after a kernel crash resumes
+  the run (testbed/results/resume.py).
 """
 from __future__ import annotations
 
 import os
 import re
 import uuid
-from collections import defaultdict
+from dataclasses import asdict
 
 import pytest
 
-from testbed.catalogue import AREAS, CATALOGUE
+from testbed.catalogue import CATALOGUE
+from testbed.results import resume
+from testbed.results.session import Reporter, choose_record, crash_message, resume_items
 
+_RECORD = pytest.StashKey[tuple]()
 DATAPATH_CHOICES = ("auto", "kernel", "ref", "both")
 SPECS = ("linux", "rfc8986")
 ENV_FAULTS = "TESTBED_REF_FAULTS"
@@ -41,6 +46,9 @@ def pytest_addoption(parser) -> None:
                     help="print the conformance catalogue with pass/fail/skip per ID and datapath")
     group.addoption("--results", metavar="DIR", default="test-results",
                     help="where pcaps of failing cases are kept (default test-results/)")
+    group.addoption("--record", metavar="FILE",
+                    help="write the record of the run (JSON lines, one per case as it ends) to FILE; "
+                         f"default ${resume.ENV_OUT}/{resume.RECORD_FILE} inside `testbed vm`, else none")
     group.addoption("--ref-fault", action="append", default=[], metavar="NAME",
                     help="run the reference datapath deliberately broken (tests of the suite itself): "
                          "sid_travel_order, copy_inner_hoplimit, no_loop_check, no_decap_sl_check")
@@ -56,8 +64,10 @@ def pytest_configure(config) -> None:
         os.environ[ENV_FAULTS] = ",".join(config.getoption("ref_fault"))
     if config.getoption("spec") == "rfc8986":
         os.environ[ENV_ICMP] = "1"
+    config.stash[_RECORD] = choose_record(config)
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(Reporter(config), "testbed-reporter")
+        path, resuming = config.stash[_RECORD]
+        config.pluginmanager.register(Reporter(config, path, resuming, selected_datapaths), "testbed-reporter")
 
 
 def unique_lab_name(prefix: str = "t") -> str:
@@ -94,6 +104,9 @@ def pytest_collection_modifyitems(config, items) -> None:
             unknown = [i for i in mark.args if i not in CATALOGUE]
             if unknown:
                 raise pytest.UsageError(f"{item.nodeid}: unknown catalogue IDs {unknown}")
+    path, resuming = config.stash[_RECORD]
+    if resuming:
+        resume_items(config, items, path)
 
 
 @pytest.fixture
@@ -149,9 +162,31 @@ def _make_labs(request, datapath: str | None):
             topo = source
         lab = Lab.up(topo, name=name or unique_lab_name(), datapath=datapath)
         labs.append(lab)
+        _note_lab(request.node, lab.name, source, topo)
         return lab
 
     return make, labs
+
+
+def _note_lab(item, name: str, source, topo) -> None:
+    """Remember the case's labs: a failure's report shows their pictures."""
+    src = "<inline YAML>" if isinstance(source, str) and "\n" in source else str(getattr(source, "name", source))
+    if not hasattr(item, "_testbed_labs"):
+        item._testbed_labs = []
+    item._testbed_labs.append((name, src, topo))
+
+
+def _lab_pictures(item) -> list[dict]:
+    from testbed.render.ascii import picture
+
+    out = []
+    for name, src, topo in getattr(item, "_testbed_labs", []):
+        try:
+            pic = picture(topo)
+        except Exception as e:  # a picture is a nicety: never fail a report over it
+            pic = f"(no picture: {e})"
+        out.append({"name": name, "source": src, "picture": pic})
+    return out
 
 
 @pytest.fixture
@@ -222,7 +257,7 @@ def pytest_runtest_protocol(item, nextitem):
     log, so that a warning or oops is reported against the case that ran."""
     in_vm = os.environ.get("TESTBED_VM") == "1"
     if in_vm:
-        from testbed.vm import case_marker, kmsg_marker
+        from testbed.kmsg import case_marker, kmsg_marker
 
         kmsg_marker(case_marker("START", item.nodeid))
     yield
@@ -230,12 +265,49 @@ def pytest_runtest_protocol(item, nextitem):
         kmsg_marker(case_marker("END", item.nodeid))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    """A case charged with a kernel crash on an earlier boot fails here,
+    without running, with the kernel's lines; inside a VM, the kernel log
+    is read from here to the end of the case's teardown."""
+    crash = getattr(item, "_testbed_crash", None)
+    if crash is not None:
+        item.user_properties.append(("testbed_crash", asdict(crash)))
+        pytest.fail(crash_message(crash), pytrace=False)
+    if os.environ.get("TESTBED_VM") == "1":
+        from testbed.kmsg import KernelLog
+
+        item._testbed_kmsg = KernelLog()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Kernel problems logged while the case ran (inside a VM, where the log
+    is the guest's: under -n the other worker's case shares it)."""
+    try:
+        return (yield)
+    finally:
+        log = getattr(item, "_testbed_kmsg", None)
+        if log is not None:
+            from testbed.kmsg import problem
+
+            found = [{"kind": problem(m), "line": m} for m in log.messages() if problem(m)]
+            log.close()
+            if found:
+                item.user_properties.append(("testbed_kernel_problems", found))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.when == "setup":
-        _tag(item)
+        _tag(item, rep)
+    if rep.failed and rep.when in ("setup", "call") and getattr(item, "_testbed_labs", None):
+        entry = ("testbed_labs", _lab_pictures(item))  # only for failures: pytest's JUnit shows every property
+        item.user_properties.append(entry)
+        rep.user_properties.append(entry)
     if rep.failed and rep.when == "call":
         caps = getattr(item, "_testbed_captures", [])
         if caps:
@@ -243,101 +315,19 @@ def pytest_runtest_makereport(item, call):
             outdir = os.path.join(item.config.getoption("results"), "pcaps", safe)
             paths = [cap.write_pcap(os.path.join(outdir, f"{label}.pcap")) for label, cap in caps]
             rep.sections.append(("pcaps of this failure", "\n".join(paths)))
+            entry = ("testbed_pcaps", [os.path.abspath(p) for p in paths])
+            item.user_properties.append(entry)
+            rep.user_properties.append(entry)
 
 
-def _tag(item) -> None:
+def _tag(item, rep) -> None:
     """Carry catalogue IDs and datapath to the controller (also under xdist)."""
+    if any(k in ("conformance", "datapath") for k, _ in item.user_properties):
+        return
     ids = [i for m in item.iter_markers("conformance") for i in m.args]
-    if ids and not any(k == "conformance" for k, _ in item.user_properties):
-        item.user_properties.append(("conformance", ",".join(ids)))
-        callspec = getattr(item, "callspec", None)
-        dp = callspec.params.get("datapath") if callspec else None
-        item.user_properties.append(("datapath", dp or "-"))
-
-
-# ---- KTAP and the catalogue ---------------------------------------------
-
-
-class Reporter:
-    """Collects one outcome per case on the controller; writes KTAP and the
-    catalogue table at the end."""
-
-    def __init__(self, config):
-        self.config = config
-        self.cases: dict[str, dict] = {}  # nodeid -> {"outcome", "reason", "ids", "datapath"}
-
-    def pytest_runtest_logreport(self, report) -> None:
-        case = self.cases.setdefault(report.nodeid, {"outcome": "passed", "reason": "", "ids": [],
-                                                     "datapath": "-"})
-        props = dict(report.user_properties)
-        if "conformance" in props:
-            case["ids"] = props["conformance"].split(",")
-            case["datapath"] = props.get("datapath", "-")
-        if report.skipped and case["outcome"] == "passed":
-            case["outcome"] = "skipped"
-            longrepr = report.longrepr
-            case["reason"] = longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else ""
-        elif report.failed:
-            case["outcome"] = "failed"
-
-    def pytest_sessionfinish(self, session, exitstatus) -> None:
-        path = self.config.getoption("ktap")
-        if path:
-            with open(path, "w") as f:
-                f.write(ktap(self.cases))
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self.config.getoption("catalogue"):
-            terminalreporter.write_sep("=", "conformance catalogue")
-            for line in catalogue_table(self.cases):
-                terminalreporter.write_line(line)
-
-
-def ktap(cases: dict[str, dict]) -> str:
-    """KTAP version 1: `ok N name`, `not ok N name`, `ok N name # SKIP reason`."""
-    lines = ["KTAP version 1", f"1..{len(cases)}"]
-    for n, (nodeid, case) in enumerate(cases.items(), 1):
-        name = re.sub(r"\s+", "_", nodeid)
-        if case["outcome"] == "failed":
-            lines.append(f"not ok {n} {name}")
-        elif case["outcome"] == "skipped":
-            reason = " ".join(case["reason"].split())
-            lines.append(f"ok {n} {name} # SKIP {reason}")
-        else:
-            lines.append(f"ok {n} {name}")
-    return "\n".join(lines) + "\n"
-
-
-def catalogue_table(cases: dict[str, dict]) -> list[str]:
-    """One row per catalogue ID, one column per datapath: PASS if every case
-    for it passed, FAIL if any failed, SKIP if all skipped, '-' if none ran."""
-    by: dict[tuple[str, str], list[str]] = defaultdict(list)
-    dps: list[str] = []
-    for case in cases.values():
-        for cid in case["ids"]:
-            by[(cid, case["datapath"])].append(case["outcome"])
-        if case["ids"] and case["datapath"] not in dps:
-            dps.append(case["datapath"])
-    dps = sorted(dps) or ["-"]
-    rows = [["ID", *dps, "behaviour"]]
-    for cid, title in CATALOGUE.items():
-        cells = []
-        for dp in dps:
-            outcomes = by.get((cid, dp), [])
-            if not outcomes:
-                cells.append("-")
-            elif "failed" in outcomes:
-                cells.append("FAIL")
-            elif all(o == "skipped" for o in outcomes):
-                cells.append("SKIP")
-            else:
-                cells.append("PASS" if "skipped" not in outcomes else "PASS*")
-        rows.append([cid, *cells, title])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    out = []
-    for r in rows:
-        if r[0] != "ID" and r[0][1:] == "1":
-            out.append(f"{r[0][0]}: {AREAS[r[0][0]]}")
-        out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
-    out.append("  PASS* = some cases for this ID were skipped on this datapath")
-    return out
+    callspec = getattr(item, "callspec", None)
+    dp = callspec.params.get("datapath") if callspec else None
+    tags = ([("conformance", ",".join(ids))] if ids else []) + ([("datapath", dp)] if dp or ids else [])
+    tags = [(k, v or "-") for k, v in tags]
+    item.user_properties += tags
+    rep.user_properties += tags  # the setup report is made: it carries them too

@@ -15,11 +15,23 @@ import os
 import select
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from testbed import linux
 
 STATE_DIR = os.environ.get("TESTBED_STATE_DIR", "/run/testbed")
+
+
+def caller_uid() -> int:
+    """The user a lab belongs to: the real uid of the process, or, for root
+    under sudo, the uid of the user who ran sudo (SUDO_UID).  On a machine
+    where everyone works as root through sudo, that is what tells one
+    person's labs from another's (`down --all` removes only the caller's)."""
+    uid = os.getuid()
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if uid == 0 and sudo_uid.isdigit():
+        return int(sudo_uid)
+    return uid
 
 
 @dataclass
@@ -35,6 +47,29 @@ class Proc:
     def alive(self) -> bool:
         return linux.pid_alive(self.pid, self.start)
 
+    def pidfd(self) -> int | None:
+        """A pidfd of this very process (readable once it exits), or None
+        if it is gone already (or its pid now names another process)."""
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return None
+        if not self.alive():  # checked after opening: the fd cannot name a recycled pid
+            os.close(fd)
+            return None
+        return fd
+
+    def __str__(self) -> str:
+        return f"{self.pid}:{self.start}"
+
+    @classmethod
+    def parse(cls, text: str, what: str = "") -> "Proc | None":
+        """The inverse of str(); None for anything else."""
+        pid, _, start = text.partition(":")
+        if not (pid.isdigit() and start.isdigit()):
+            return None
+        return cls(int(pid), int(start), what)
+
 
 @dataclass
 class Record:
@@ -43,6 +78,9 @@ class Record:
     owner: Proc
     netns: dict[str, str]  # node -> netns name
     datapath: str = ""
+    datapath_why: str = ""  # why `datapath` was chosen (the kernel probe's reason, ...)
+    uid: int | None = field(default_factory=caller_uid)  # the user who made it
+    run: Proc | None = None  # the test run this lab belongs to, if any (dies with it)
     created: float = field(default_factory=time.time)
     procs: list[Proc] = field(default_factory=list)
     rundir: str = ""  # per-lab directory (control sockets, configs)
@@ -63,9 +101,16 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict) -> "Record":
-        data = dict(data)
+        # Keys this version does not know are a newer testbed's, not damage:
+        # labs of two versions share STATE_DIR (reading them as foreign
+        # files would reap a live lab's record from under it).
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         data["owner"] = Proc(**data["owner"])
         data["procs"] = [Proc(**p) for p in data.get("procs", [])]
+        if data.get("run"):
+            data["run"] = Proc(**data["run"])
+        data.setdefault("uid", None)  # a record from before uids were kept: nobody's
         return cls(**data)
 
 

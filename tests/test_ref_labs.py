@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
-from testbed import defaults, status
+from testbed import defaults, linux, state, status
 from testbed.capture import Capture
 from testbed.packets import is_srv6, send_frames, srv6_of
+from testbed.pytest_plugin import unique_lab_name
 from testbed.wait import until
 
 pytestmark = pytest.mark.usefixtures("need_root")
@@ -177,3 +181,85 @@ def test_ref_processes_die_with_a_sigkilled_owner(need_root):
         owner.kill()
         state.reap_stale()
     assert not any(ns.startswith(f"{name}-") for ns in os.listdir("/run/netns"))
+
+
+# ---- teardown: daemons stop on SIGTERM, not after a SIGKILL timeout ---------
+
+P2P = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "topologies", "p2p.yaml")
+SIGNAL_BITS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
+def blocked_signals(pid: int) -> set[int]:
+    """The signals blocked in PID's main thread (SigBlk of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = int(next(line.split()[1] for line in f if line.startswith("SigBlk:")), 16)
+    return {s for s in range(1, 65) if mask >> (s - 1) & 1}
+
+
+def testbed_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "testbed.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_cli_down_of_a_ref_lab_stops_its_daemons_by_sigterm(tmp_path):
+    """The keeper sigwait()s for its stop signals with them blocked; the
+    srl2_ref processes it starts must not inherit that mask (they would
+    ignore SIGTERM and be SIGKILLed after a timeout: a 10 s `down`)."""
+    name = unique_lab_name("d")
+    up = testbed_cli("up", P2P, "--name", name, "--datapath", "ref")
+    assert up.returncode == 0, up.stderr
+    try:
+        rec = state.load(name)
+        assert rec.owner.what == "keeper" and len(rec.procs) == 2
+        for proc in rec.procs:
+            assert blocked_signals(proc.pid) & SIGNAL_BITS == set(), proc
+        t = time.monotonic()
+        down = testbed_cli("down", name)
+        took = time.monotonic() - t
+        assert down.returncode == 0, down.stderr
+        # SIGTERM + exit is milliseconds (the CLI's start-up dominates); the
+        # old SIGKILL fallback waited 5 s per daemon, 10 s here.  The bound
+        # leaves room for a heavily loaded machine.
+        assert took < 7.0, f"testbed down took {took:.1f} s"
+        assert not any(p.alive() for p in rec.procs)
+    finally:
+        testbed_cli("down", name)
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"{name}-")]
+
+
+def test_kernel_refused_ref_up_fails_fast_and_leaves_nothing(tmp_path):
+    """A refusal after the reference daemons started: the error comes back
+    in well under the SIGKILL fallback, and the partial lab is gone."""
+    bad = tmp_path / "bad.yaml"
+    text = open(P2P).read().replace(
+        '      - {dst: "fcff:1::/32", via: "fcf0:0:1:2::1", table: 90}',
+        '      - {dst: "fcff:1::/32", via: "fcf0:0:9::1", table: 90}')
+    bad.write_text(text)
+    name = unique_lab_name("d")
+    t = time.monotonic()
+    up = testbed_cli("up", str(bad), "--name", name, "--datapath", "ref")
+    took = time.monotonic() - t
+    assert up.returncode == 1 and "kernel said" in up.stderr and "Traceback" not in up.stderr, up.stderr
+    # The same lab without the bad route, up and down, for scale: the
+    # refusal costs no more (the old SIGKILL fallback added 10 s; the bound
+    # leaves room for a heavily loaded machine).
+    t = time.monotonic()
+    good = testbed_cli("up", P2P, "--name", name, "--datapath", "ref")
+    assert good.returncode == 0, good.stderr
+    assert testbed_cli("down", name).returncode == 0
+    took_good = time.monotonic() - t
+    assert took < took_good + 7.0, f"a refused up took {took:.1f} s, a good up + down {took_good:.1f} s"
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"{name}-")]
+    assert state.load(name) is None
+
+
+@pytest.mark.needs("srl2")
+def test_fresh_lab_has_no_tx_errors_before_any_traffic(lab):
+    """A new lab's srl2 devices show no error counts: they come up only once
+    the route to their first SID exists (else what the bridge hands them
+    during bring-up, MLD and ND of the node itself, counts as
+    tx_carrier_errors / tx_dropped, and reads as a fault)."""
+    p2p = lab("topologies/p2p.yaml")
+    for node in ("rt-1", "rt-2"):
+        c = p2p.counters(node, "srl2-0")
+        assert (c["tx_carrier_errors"], c["tx_dropped"], c["tx_errors"]) == (0, 0, 0), (node, c)

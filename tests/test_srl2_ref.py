@@ -68,7 +68,7 @@ class Capture(capture.Capture):
 
 
 class Ref:
-    def __init__(self, ns: str, cfg: dict, tmp):
+    def __init__(self, ns: str, cfg: dict, tmp, blocked: set[int] = frozenset()):
         self.path = os.path.join(tmp, f"{ns}.json")
         self.sock = os.path.join(tmp, f"{ns}.sock")
         cfg = dict(cfg, control=self.sock)
@@ -76,7 +76,7 @@ class Ref:
             json.dump(cfg, f)
         r, w = os.pipe()
         self.proc = subprocess.Popen([sys.executable, "-m", "srl2_ref", "--config", self.path, "--ready-fd", str(w)],
-                                     pass_fds=(w,), preexec_fn=lambda: enter_for_exec(ns), cwd=ROOT,
+                                     pass_fds=(w,), preexec_fn=lambda: _start_in(ns, blocked), cwd=ROOT,
                                      stderr=subprocess.PIPE)
         os.close(w)
         try:
@@ -103,6 +103,11 @@ class Ref:
             self.proc.kill()
             self.proc.wait()
         self.proc.stderr.close()
+
+
+def _start_in(ns: str, blocked: set[int]) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, blocked)  # as a careless parent might leave it
+    enter_for_exec(ns)
 
 
 def veth(a: Netns, an: str, b: Netns, bn: str) -> tuple[int, int]:
@@ -391,14 +396,18 @@ def test_config_error_reported_on_ready_fd(tmp_path):
     assert line.startswith("error: devices[0].segs[0]: 'not-an-address' is not an IPv6 address")
 
 
-def test_sigterm_exits_and_removes_socket(tmp_path):
-    """SIGTERM: clean exit, control socket removed, TAP gone with the process."""
+@pytest.mark.parametrize("blocked", [(), (signal.SIGTERM, signal.SIGINT)],
+                         ids=["", "started-with-sigterm-blocked"])
+def test_sigterm_exits_and_removes_socket(tmp_path, blocked):
+    """SIGTERM: clean exit, control socket removed, TAP gone with the process;
+    also when its parent started it with SIGTERM blocked (a signal mask
+    survives exec: the daemon unblocks its stop signals itself)."""
     name = f"tref{os.getpid() % 100000}x"
     create_netns(name)
     ns = Netns(name)
     try:
         ref = Ref(name, {"devices": [{"name": "srl2-9", "segs": [SID_B, SID_A], "mac": "02:11:22:33:44:55"}]},
-                  str(tmp_path))
+                  str(tmp_path), set(blocked))
         try:
             assert ref.ready == "ready\n"
             link = ns.ipr.get_links(ns.ipr.link_lookup(ifname="srl2-9")[0])[0]

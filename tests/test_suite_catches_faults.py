@@ -9,10 +9,13 @@ ID: a small plugin written next to the run's JUnit file keeps only the
 cases whose `conformance` marker names one of the IDs (pytest's -m cannot
 select by marker arguments; IDs stay right when cases are renamed or moved
 between files).  Outcomes and IDs are read back from the JUnit XML, where
-the testbed plugin records each case's IDs as a property.
+the testbed plugin records each case's IDs as a property, and the per-ID
+checks (testbed.checks) as another: a fault must fail the IDs it breaks and
+no others (a wrong hop limit fails H5 and T5, never H1, H3 or H4).
 """
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -29,19 +32,22 @@ from srl2_ref.config import FAULTS
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 85.0  # seconds for all runs together (they run side by side)
 
-# fault -> (IDs of the cases to run, groups of IDs: each group needs a failing case)
-EXPECT: dict[str, tuple[set[str], list[set[str]]]] = {
+# fault -> (IDs of the cases to run, groups of IDs: each group needs a failing
+# check, the IDs that may fail: every other ID of those cases must pass)
+EXPECT: dict[str, tuple[set[str], list[set[str]], set[str]]] = {
     # the list on the wire in travel order: one SID looks the same, so the
-    # cases over several SIDs (S2) must catch it, and so must the comparison
-    # with the kernel's own l2encap over two SIDs (D2)
-    "sid_travel_order": ({"H3", "S2", "D2"}, [{"S2"}, {"D2"}]),
+    # cases over several SIDs (S2, H3's two- and three-segment devices) must
+    # catch it, and so must the comparison with the kernel's own l2encap
+    # over two SIDs (D2)
+    "sid_travel_order": ({"H3", "S2", "D2"}, [{"S2"}, {"D2"}, {"H3"}], {"H3", "S2", "D2"}),
     # outer hop limit copied from an IPv6 header inside the frame (H5), so
     # an MLD frame (hop limit 1) dies at the first router (T5)
-    "copy_inner_hoplimit": ({"H5", "T5"}, [{"H5"}, {"T5"}]),
+    "copy_inner_hoplimit": ({"H5", "T5"}, [{"H5"}, {"T5"}], {"H5", "T5"}),
     # the route to the first SID leads back into the device (L1)
-    "no_loop_check": ({"L1"}, [{"L1"}]),
-    # End.DT2U / End.DX2 accept Segments Left != 0 (E3)
-    "no_decap_sl_check": ({"E3"}, [{"E3"}]),
+    "no_loop_check": ({"L1"}, [{"L1"}], {"L1"}),
+    # End.DT2U / End.DX2 accept Segments Left != 0 (E3); counted as what
+    # the SID did, so E8 stays green
+    "no_decap_sl_check": ({"E3"}, [{"E3"}], {"E3"}),
 }
 
 SELECT_PLUGIN = '''\
@@ -67,6 +73,15 @@ class Case:
     name: str
     ids: set[str]
     outcome: str  # passed, failed, error, skipped
+    checks: list[dict] = field(default_factory=list)  # testbed.checks, as recorded
+
+    def failed_ids(self) -> set[str]:
+        """The IDs this case failed: those of its failed checks, or all its
+        IDs when it failed without recording a failed check."""
+        if self.outcome not in ("failed", "error"):
+            return set()
+        by_check = {c["id"] for c in self.checks if c["verdict"] == "fail"}
+        return by_check or set(self.ids)
 
 
 @dataclass
@@ -113,7 +128,8 @@ def read_junit(path: Path) -> list[Case]:
                 outcome = name
                 break
         ids = set(filter(None, props.get("conformance", "").split(",")))
-        cases.append(Case(f"{tc.get('classname')}::{tc.get('name')}", ids, outcome))
+        checks = ast.literal_eval(props["testbed_checks"]) if "testbed_checks" in props else []
+        cases.append(Case(f"{tc.get('classname')}::{tc.get('name')}", ids, outcome, checks))
     return cases
 
 
@@ -159,17 +175,18 @@ def names(cases) -> str:
 @pytest.mark.usefixtures("need_root")
 def test_every_reference_fault_makes_its_cases_fail(tmp_path):
     """For each fault in srl2_ref.config.FAULTS: the cases tagged with the
-    IDs that check it run on the faulty reference and at least one case of
-    each expected group fails (sid_travel_order: S2 and D2;
-    copy_inner_hoplimit: H5 and T5; no_loop_check: L1; no_decap_sl_check:
-    E3).  The same cases pass on the reference without the fault.  The ten
-    runs go side by side and must end within 85 s."""
+    IDs that check it run on the faulty reference, a check of each expected
+    group fails (sid_travel_order: S2, D2 and H3; copy_inner_hoplimit: H5
+    and T5; no_loop_check: L1; no_decap_sl_check: E3) and no check of
+    another ID fails (the cases also check H1, H4, E1, E7, E8, L3, ...).
+    The same cases pass on the reference without the fault.  The ten runs
+    go side by side and must end within 85 s."""
     assert set(EXPECT) == set(FAULTS), "a fault of srl2_ref has no expectation here (or the reverse)"
     (tmp_path / "suite_select.py").write_text(SELECT_PLUGIN)
     pairs: list[tuple[Run, Run]] = []
     runs: list[Run] = []
     try:
-        for fault, (ids, _) in EXPECT.items():
+        for fault, (ids, _, _) in EXPECT.items():
             runs.append(start(tmp_path, None, ids, f"{fault}-baseline"))
             runs.append(start(tmp_path, fault, ids, fault))
             pairs.append((runs[-2], runs[-1]))
@@ -185,19 +202,26 @@ def test_every_reference_fault_makes_its_cases_fail(tmp_path):
             problems.append(f"without a fault these cases do not pass: {names(bad)}\n{baseline.tail()}")
         if not ran:
             problems.append(f"without a fault no case with IDs {sorted(baseline.ids)} ran\n{baseline.tail()}")
-        _, groups = EXPECT[run.fault]
+        _, groups, allowed = EXPECT[run.fault]
         failed = [c for c in run.cases if c.outcome == "failed"]
         for group in groups:
             tagged = [c for c in run.cases if c.ids & group]
             if not tagged:
                 problems.append(f"{run.describe()}: no case tagged {'/'.join(sorted(group))} was collected")
-            elif not [c for c in failed if c.ids & group]:
-                problems.append(f"{run.describe()}: no case tagged {'/'.join(sorted(group))} failed "
+            elif not [c for c in failed if c.failed_ids() & group]:
+                problems.append(f"{run.describe()}: no check of {'/'.join(sorted(group))} failed "
                                 f"(ran: {names(tagged)})")
+        for c in failed:
+            wrong = c.failed_ids() - allowed
+            if wrong:
+                lines = [f"{k['id']}: {k['what']}" for k in c.checks if k["verdict"] == "fail" and k["id"] in wrong]
+                problems.append(f"{run.describe()}: {c.name} failed {', '.join(sorted(wrong))}, which the fault "
+                                f"does not break: {'; '.join(lines) or 'no check recorded'}")
         errors = [c for c in run.cases if c.outcome == "error"]
         if errors:
             problems.append(f"{run.describe()}: cases errored instead of failing: {names(errors)}")
-    report = "\n".join(f"{run.describe()}: failed {names(c for c in run.cases if c.outcome == 'failed')}"
+    report = "\n".join(f"{run.describe()}: failed {names(c for c in run.cases if c.outcome == 'failed')}; "
+                       f"IDs {', '.join(sorted(set().union(*(c.failed_ids() for c in run.cases))))}"
                        for _, run in pairs)
     assert not problems, "\n".join(problems) + "\n-- what each fault failed --\n" + report
     print(report)

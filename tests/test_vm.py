@@ -19,6 +19,7 @@ import pytest
 
 from testbed import vm
 from testbed.cli import main as cli_main
+from testbed.vm import guest, probe, runner
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -101,11 +102,11 @@ def test_guest_runner_runs_the_request(tmp_path, monkeypatch):
     req = {"command": ["sh", "-c", 'pwd > "$TESTBED_VM_OUT/pwd"; echo "$TESTBED_VM $X" > "$TESTBED_VM_OUT/env"; exit 5'],
            "cwd": str(tmp_path / "wd"), "env": {"X": "from-host"}}
     (out / "vm-request.json").write_text(json.dumps(req))
-    monkeypatch.setattr(vm, "kmsg_marker", lambda text, path="/dev/kmsg": False)
-    monkeypatch.setattr(vm.shutil, "which", lambda name: None)
-    monkeypatch.setattr(vm.os, "makedirs", lambda d, exist_ok=False: None if d.startswith("/run") else
+    monkeypatch.setattr(guest, "kmsg_marker", lambda text, path="/dev/kmsg": False)
+    monkeypatch.setattr(guest.shutil, "which", lambda name: None)
+    monkeypatch.setattr(guest.os, "makedirs", lambda d, exist_ok=False: None if d.startswith("/run") else
                         os.mkdir(d) if not os.path.isdir(d) else None)
-    monkeypatch.setattr(vm, "_KmsgTee", lambda path: type("T", (), {"pump": lambda self: None,
+    monkeypatch.setattr(guest, "KmsgTee", lambda path: type("T", (), {"pump": lambda self: None,
                                                                     "close": lambda self: None})())
     cwd = os.getcwd()
     try:
@@ -182,12 +183,12 @@ def test_probe_kvm_verdict_is_cached_per_boot(tmp_path, monkeypatch):
         calls.append(accel)
         return vm.KvmVerdict(False, "qemu with KVM failed (killed by SIGABRT): boom", 0.03)
 
-    monkeypatch.setattr(vm, "_run_probe", fake_probe)
+    monkeypatch.setattr(probe, "_run_probe", fake_probe)
     first = vm.probe_kvm(sys.executable, kvm_dev=str(dev))
     again = vm.probe_kvm(sys.executable, kvm_dev=str(dev))
     assert calls == ["kvm"] and not first.cached and again.cached
     assert again.reason == first.reason and not again.usable
-    monkeypatch.setattr(vm.linux, "boot_id", lambda: "another-boot")       # a new host boot: probe again
+    monkeypatch.setattr(probe.linux, "boot_id", lambda: "another-boot")       # a new host boot: probe again
     assert not vm.probe_kvm(sys.executable, kvm_dev=str(dev)).cached and calls == ["kvm", "kvm"]
 
 
@@ -201,7 +202,7 @@ def test_real_probe_is_quick_and_decides(tmp_path, monkeypatch):
     v = vm.probe_kvm(qemu, deadline=3.0, use_cache=False)
     assert time.monotonic() - start < 3.0 + 4.0, v
     assert v.reason
-    tcg = vm._run_probe(qemu, "tcg", 10.0)
+    tcg = probe._run_probe(qemu, "tcg", 10.0)
     assert tcg.usable, tcg.reason
 
 
@@ -222,7 +223,7 @@ def test_kernel_release_and_modules(tmp_path):
 
 
 def test_modules_hidden_in_the_guest_are_refused(monkeypatch):
-    monkeypatch.setattr(vm.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(runner.shutil, "which", lambda name: f"/usr/sbin/{name}")
     k = vm.KernelImage("/var/cache/k/boot/vmlinuz-6.1", "6.1", "/var/cache/k/lib/modules/6.1")
     with pytest.raises(vm.VmError, match=r"modules \(/var/cache/k/lib/modules/6.1\) are under /var/cache"):
         vm.check_host(k)
@@ -316,13 +317,13 @@ def test_kmsg_marker_writes_one_record(tmp_path):
     path = tmp_path / "kmsg"
     path.write_text("")
     assert vm.kmsg_marker(vm.case_marker("START", "cases/t.py::test[a\nb]"), path=str(path))
-    assert path.read_text() == "<5>testbed: case START cases/t.py::test[a b]\n"
+    assert path.read_text() == "<5>testbed: START case cases/t.py::test[a b]\n"  # the generic form
     path.write_text("")
     assert vm.kmsg_marker("testbed: case END x", path=str(path))
     assert path.read_text() == "<5>testbed: case END x\n"
     assert vm.kmsg_marker("x", path=str(tmp_path / "no" / "kmsg")) is False
     assert vm.kernel_problems([vm.case_marker("START", "a"), "WARNING: CPU: 0 PID: 1 at x",
-                               vm.case_marker("END", "a")])[0].cases == ("a",)
+                               vm.case_marker("END", "a")])[0].cases == ("case a",)
     with pytest.raises(ValueError):
         vm.case_marker("BEGIN", "a")
 
@@ -372,9 +373,9 @@ def fake_vng(tmp_path, monkeypatch):
     exe.write_text(FAKE_VNG)
     exe.chmod(0o755)
     monkeypatch.setenv("FAKE_VNG_LOG", str(tmp_path / "vng-argv.json"))
-    monkeypatch.setattr(vm, "find_qemu", lambda qemu=None: "/usr/bin/qemu-system-x86_64")
-    monkeypatch.setattr(vm, "check_host", lambda kernel: None)
-    monkeypatch.setattr(vm, "choose_accel", lambda accel, qemu, log=print: (False, None))
+    monkeypatch.setattr(runner, "find_qemu", lambda qemu=None: "/usr/bin/qemu-system-x86_64")
+    monkeypatch.setattr(runner, "check_host", lambda kernel: None)
+    monkeypatch.setattr(probe, "choose_accel", lambda accel, qemu, log=print: (False, None))
     kernel = fake_bzimage(tmp_path / "bzImage")
     return str(exe), kernel
 
@@ -436,7 +437,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # neither vng nor qemu
     rc, _, err = cli(capsys, "--kernel", fake_bzimage(tmp_path / "bz"), "--", "true")
     assert rc == 1 and err.startswith("testbed: error: virtme-ng is not installed") and "Traceback" not in err
-    monkeypatch.setattr(vm, "find_vng", lambda vng=None: "/bin/true")
+    monkeypatch.setattr(runner, "find_vng", lambda vng=None: "/bin/true")
     rc, _, err = cli(capsys, "--kernel", fake_bzimage(tmp_path / "bz"), "--", "true")
     assert rc == 1 and err == ("testbed: error: no qemu: qemu-system-x86_64 not found; "
                                "apt-get install qemu-system-x86\n")
@@ -493,19 +494,19 @@ def test_real_boot(tmp_path):
     out = tmp_path / "results"
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "testbed.cli", "vm", "--kernel",
-                           os.environ["TESTBED_VM_KERNEL"], "--out", str(out), "--timeout", "400",
+                           os.environ["TESTBED_VM_KERNEL"], "--out", str(out), "--timeout", "900",
                            "--", "sh", "-c", GUEST_SCRIPT],
-                          capture_output=True, text=True, timeout=480)
+                          capture_output=True, text=True, timeout=1000)
     took = time.monotonic() - start
     text = proc.stdout + proc.stderr
     assert proc.returncode == 3, text
     assert "netns+run-ok" in proc.stdout and "guest-done" in proc.stdout, text
     assert "testbed vm: KVM " in proc.stderr  # the probe said what it found
-    assert ("kernel WARNING during tests/fake.py::case[kernel]: " in proc.stderr
+    assert ("kernel WARNING during case tests/fake.py::case[kernel]: " in proc.stderr
             and "testbed_vm_selftest" in proc.stderr), text
     assert (out / "written-in-guest").exists()
     assert json.loads((out / "vm-status.json").read_text())["status"] == 3
     dmesg = (out / "dmesg.txt").read_text()
-    assert "testbed: case START tests/fake.py::case[kernel]" in dmesg
+    assert "testbed: START case tests/fake.py::case[kernel]" in dmesg
     assert "testbed: vm command END status=3" in dmesg
     print(f"boot + run: {took:.1f} s")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-VERBS = ("up", "status", "exec", "capture", "down", "render", "graph", "vm", "fuzz")
+VERBS = ("up", "status", "list", "exec", "capture", "down", "render", "graph", "validate", "vm", "report",
+         "compare", "fuzz")
 
 
 class UsageError(Exception):
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _stop_signals_interrupt()
     try:
         return args.run(args)
     except TopologyError as e:
@@ -44,12 +47,33 @@ def main(argv: list[str] | None = None) -> int:
     except (TestbedError, PermissionError) as e:
         print(f"testbed: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("testbed: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"testbed: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `testbed status | head`: not an error
         sys.stdout = None
         return 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: what a verb made is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _stop_signals_interrupt() -> None:
+    """SIGTERM (what CI time-outs, `timeout` and `kill` send) and SIGHUP (a
+    closed terminal) interrupt a verb as Ctrl-C does, unless ignored (nohup)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _interrupt)
 
 
 def need_root() -> None:

@@ -1,7 +1,6 @@
 """testbed exec LAB NODE -- CMD..."""
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -14,18 +13,18 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from testbed import linux
     from testbed.cli import need_root
     from testbed.lab import Lab
+    from testbed.run import CommandError, exec_in
 
     need_root()
     lab = Lab.attach(args.lab)
-    ns = lab.node(args.node).name
+    ns = lab.node(args.node)
     cmd = args.command[1:] if args.command[0] == "--" else args.command
     sys.stdout.flush()
-    linux.enter_for_exec(ns)
     try:
-        os.execvp(cmd[0], cmd)
-    except FileNotFoundError:
-        print(f"testbed: error: {cmd[0]}: command not found", file=sys.stderr)
-        return 127
+        exec_in(ns, cmd)  # becomes the command: its exit status is the verb's
+    except CommandError as e:
+        print(f"testbed: error: {e}", file=sys.stderr)
+        return e.returncode or 1
+    return 0  # not reached

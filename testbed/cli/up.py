@@ -1,9 +1,10 @@
-"""testbed up TOPOLOGY [--name NAME] [--datapath auto|kernel|ref] [--foreground]"""
+"""testbed up TOPOLOGY [--name NAME] [--datapath auto|kernel|ref] [--foreground] [--json]"""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sys
 
 from testbed.cli import need_root
 
@@ -19,49 +20,82 @@ def add_parser(sub) -> None:
                    help="override the topology's datapath (auto: kernel if it has srl2, else ref)")
     p.add_argument("--foreground", action="store_true",
                    help="keep the lab in this process until Ctrl-C instead of a background keeper")
-    p.add_argument("--json", action="store_true", help="print the lab's status as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the lab's status as JSON (and errors as {\"error\": ...})")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if not args.json:
+        return _up(args)
+    from testbed.diagnostics import TopologyError
+    from testbed.errors import TestbedError
+
+    try:
+        return _up(args)
+    except TopologyError as e:
+        print(json.dumps({"error": f"{len(e.diagnostics)} error(s) in the topology; nothing was built",
+                          "diagnostics": [{"file": d.where.file, "line": d.where.line, "col": d.where.col,
+                                           "message": d.message} for d in e.diagnostics]}, indent=1))
+        return 2
+    except (TestbedError, PermissionError) as e:
+        print(json.dumps({"error": str(e)}, indent=1))
+        return 1
+
+
+def _up(args) -> int:
     from testbed import keeper, topology
 
     topo = topology.load(args.topology, name=args.name)
+    topo.source = os.path.abspath(args.topology)  # the lab's record: `validate` reads the checks from any cwd
     need_root()
     if args.foreground:
         return _foreground(topo, args)
-    reply = keeper.spawn(topo, topo.name, args.datapath, full_status=args.json)
-    if args.json:
-        print(json.dumps(reply["status"], indent=1))
-    else:
-        print(summary(topo, reply["datapath"], reply["netns"], f"keeper pid {reply['keeper']}"))
+    pending = keeper.spawn(topo, topo.name, args.datapath, full_status=args.json)
+    reply = pending.reply
+    try:  # the lab is ours once shown: interrupted before that, it is removed
+        if args.json:
+            print(json.dumps({**reply["status"], "datapath_why": reply["datapath_why"]}, indent=1))
+        else:
+            print(summary(topo, reply["datapath"], reply["datapath_why"], reply["netns"],
+                          f"keeper pid {reply['keeper']}"))
+        sys.stdout.flush()
+    except BaseException:
+        pending.cancel()
+        raise
+    pending.accept()
     return 0
 
 
 def _foreground(topo, args) -> int:
-    from testbed import keeper, status
+    from testbed import guardian, status
     from testbed.lab import Lab
 
+    guardian.begin()  # even a SIGKILL of this process leaves no lab behind
     lab = Lab.up(topo, datapath=args.datapath)
     try:
         if args.json:
-            print(json.dumps(status.collect(lab), indent=1))
+            print(json.dumps({**status.collect(lab), "datapath_why": lab.record.datapath_why}, indent=1))
         else:
-            print(summary(topo, lab.record.datapath, lab.record.netns, f"pid {os.getpid()}"))
+            print(summary(topo, lab.record.datapath, lab.record.datapath_why, lab.record.netns,
+                          f"pid {os.getpid()}"))
         print(f"lab {lab.name} is up in the foreground; Ctrl-C tears it down", flush=True)
-        signal.pthread_sigmask(signal.SIG_BLOCK, keeper.STOP_SIGNALS)
-        signal.sigwait(keeper.STOP_SIGNALS)
+        while True:
+            signal.pause()  # SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt (testbed.cli)
+    except KeyboardInterrupt:
+        pass
     finally:
         lab.down()
     return 0
 
 
-def summary(topo, datapath: str, netns: dict[str, str], owner: str) -> str:
+def summary(topo, datapath: str, why: str, netns: dict[str, str], owner: str) -> str:
     """What `up` prints: the lab as built, from the model (cheap; `testbed
     status` reads the kernel back)."""
     from testbed.render import ascii
 
-    return (f"lab {topo.name} is up: datapath {datapath}, {owner}\n\n"
+    because = f"\nwhy datapath {datapath}: {why}" if why else ""
+    return (f"lab {topo.name} is up: datapath {datapath}, {owner}{because}\n\n"
             f"{ascii.render(topo, netns)}\n\n"
             f"  testbed status {topo.name}          # read back from the kernel, counters\n"
             f"  testbed exec {topo.name} NODE -- CMD  # e.g. testbed exec {topo.name} "

@@ -1,4 +1,4 @@
-"""The two datapaths behind one interface (see DESIGN.md "The datapath interface").
+"""The two datapaths behind one interface (docs/catalogue.md, "The two datapaths").
 
 A lab never branches on which datapath runs: it hands each node's srl2
 devices and SIDs to `Datapath.start_node` and reads counters back by the
@@ -56,6 +56,7 @@ class DatapathError(TestbedError):
 
 class Datapath(abc.ABC):
     name: str
+    why: str = ""  # why this datapath was chosen (set by datapaths.select.choose)
 
     @classmethod
     @abc.abstractmethod

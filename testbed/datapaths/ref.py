@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
 # Seconds for a process to report ready (Python start-up on a loaded CI);
 # `testbed vm` guests under software emulation start Python 10x slower.
 READY_TIMEOUT = 20.0 * float(os.environ.get("TESTBED_TIME_SCALE", "1"))
+# Seconds a process has to exit on SIGTERM before it is SIGKILLed (a last
+# resort: it normally stops within milliseconds).
+STOP_TIMEOUT = 5.0 * float(os.environ.get("TESTBED_TIME_SCALE", "1"))
 
 
 class RefDatapath(Datapath):
@@ -186,19 +189,31 @@ class RefDatapath(Datapath):
 
     def _stop(self, netns: str) -> None:
         proc = self.procs.pop(netns, None)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            _terminate([proc])
 
     def stop(self) -> None:
-        for netns in list(self.procs):
-            self._stop(netns)
+        procs = list(self.procs.values())
+        self.procs.clear()
+        _terminate(procs)
+
+
+def _terminate(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every process at once (each stops in milliseconds: it closes
+    its TAPs and control socket), then wait for all; SIGKILL only those
+    still running after STOP_TIMEOUT."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"srl2_ref pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it",
+                  file=sys.stderr, flush=True)
+            proc.kill()
+            proc.wait()
 
 
 def _blame(reply: str, objs: dict) -> object:
@@ -212,7 +227,11 @@ def _blame(reply: str, objs: dict) -> object:
 
 
 def _enter(netns: str) -> None:
-    """In the child, before exec: into the node's netns, and die with the lab's owner."""
+    """In the child, before exec: a clean signal mask (the mask survives
+    fork and exec, and the keeper blocks SIGTERM to sigwait() for it: a
+    daemon inheriting that would never see its stop signal), into the
+    node's netns, and die with the lab's owner."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     linux.set_pdeathsig(signal.SIGTERM)
     linux.enter_for_exec(netns)
 

@@ -28,26 +28,44 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
     else ref.  kernel when the kernel lacks one fails fast with the probe's
     reason.  The TESTBED_DATAPATH environment variable overrides the YAML
     (as --datapath does)."""
-    choice = override or os.environ.get("TESTBED_DATAPATH") or topo.datapath
+    choice, source = _asked(topo, override)
     if choice not in CHOICES:
         raise DatapathError(f"datapath must be one of {', '.join(CHOICES)}, not {choice!r}")
     used = features_used(topo)
     if not used:
         return None
+    dp: Datapath
     if choice in ("auto", "kernel"):
         from testbed.datapaths.kernel import KernelDatapath
 
         reason = KernelDatapath.probe().reason(used)
         if reason is None:
-            return KernelDatapath()
+            dp = KernelDatapath()
+            dp.why = source if choice == "kernel" else f"auto: this kernel has {', '.join(used)}"
+            return dp
         if choice == "kernel":
             raise DatapathError(f"{reason}; use `--datapath ref` for the reference datapath")
+        why = f"auto: {reason.removeprefix('kernel datapath: ')}"
+    else:
+        why = source
     from testbed.datapaths.ref import RefDatapath
 
     reason = RefDatapath.probe().reason(used)
     if reason is not None:
         raise DatapathError(reason)
-    return RefDatapath(rundir)
+    dp = RefDatapath(rundir)
+    dp.why = why
+    return dp
+
+
+def _asked(topo: Topology, override: str | None) -> tuple[str, str]:
+    """The datapath asked for, and who asked (for `up` to say why)."""
+    if override:
+        return override, f"asked for by --datapath {override}"
+    env = os.environ.get("TESTBED_DATAPATH")
+    if env:
+        return env, f"asked for by TESTBED_DATAPATH={env}"
+    return topo.datapath, f"asked for by the topology (datapath: {topo.datapath})"
 
 
 def attach(name: str, rundir: str) -> Datapath:

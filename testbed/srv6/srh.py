@@ -34,12 +34,12 @@ def srh_len(nsegs: int) -> int:
 
 
 def mtu_for(nsegs: int) -> int:
-    """The srl2 device MTU over a 1500-byte underlay (CONFORMANCE T4/N1)."""
+    """The srl2 device MTU over a 1500-byte underlay (docs/catalogue.md T4, N1)."""
     return 1500 - IPV6_HLEN - srh_len(nsegs) - ETH_HLEN
 
 
 def max_mtu_for(nsegs: int) -> int:
-    """The srl2 device's largest accepted MTU (CONFORMANCE N1/N4)."""
+    """The srl2 device's largest accepted MTU (docs/catalogue.md N1, N4)."""
     return 65535 - IPV6_HLEN - srh_len(nsegs) - ETH_HLEN
 
 

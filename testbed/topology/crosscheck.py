@@ -1,0 +1,76 @@
+"""Cross-checks of a node (docs/topology.md "Interfaces of a node",
+"Bridges", "SIDs"): what needs every interface of the node known: srl2
+devices joining their bridge, references to interfaces, the interface
+entries of the model, one SID per table."""
+from __future__ import annotations
+
+from testbed import model
+from testbed.topology.inventory import Load, NodeState
+from testbed.topology.nodes import add_port
+from testbed.topology.values import Ctx
+from testbed.topology.yamlpos import did_you_mean, quote
+
+
+def check_nodes(load: Load) -> None:
+    """Pass "cross-checks": then each node joins the topology, in file order."""
+    assert load.topo is not None
+    for st in load.states.values():
+        check_node(load.ctx, st)
+        load.topo.nodes[st.node.name] = st.node
+
+
+def check_node(ctx: Ctx, st: NodeState) -> None:
+    """Cross-checks that need every interface of the node."""
+    node = st.node
+    made = st.made
+    nname = quote(node.name)
+
+    # srl2 `bridge:` makes the device a port of that bridge (once)
+    for dev, at in st.srl2_bridge:
+        br = node.bridges.get(dev.bridge or "")
+        if br is None:
+            ctx.err(at, f"srl2 device {quote(dev.name)} names unknown bridge {quote(dev.bridge or '')} "
+                        f"of node {nname}" + (did_you_mean(dev.bridge or "", node.bridges)
+                                              or (" (the node has no bridges)" if not node.bridges else "")))
+            continue
+        if dev.name in st.port_of and st.port_of[dev.name][0] == br.name:
+            continue  # listed in ports as well: one port
+        add_port(ctx, st, br, model.BridgePort(name=dev.name, where=dev.where), at)
+
+    # references to interfaces
+    for ifname, at, what, check in st.refs:
+        if ifname not in made:
+            ctx.err(at, what.format(quote(ifname)) + f" is not an interface of node {nname}"
+                        + did_you_mean(ifname, made))
+            continue
+        if check == "port":
+            kind = made[ifname][0]
+            if ifname == "lo":
+                ctx.err(at, "the loopback device cannot be a bridge port")
+            elif kind == "a bridge":
+                ctx.err(at, f"{quote(ifname)} is a bridge; a bridge cannot be a port of a bridge")
+
+    # interface entries: every interface of the node, configured or not
+    rank = {"the loopback device": 0, "a link end": 1, "a bridge": 2, "an srl2 device": 3}
+    for ifname, (what, where) in sorted(made.items(), key=lambda kv: rank.get(kv[1][0], 4)):
+        node.interfaces[ifname] = model.Interface(name=ifname, where=where)
+    for ifname, knode, iface in st.configured:
+        if ifname not in made:
+            ctx.err(knode, f"interface {quote(ifname)} of node {nname} does not exist (interfaces are "
+                           "lo, link ends, bridges and srl2 devices)" + did_you_mean(ifname, made))
+            continue
+        node.interfaces[ifname] = iface
+    # lo kept first, as made; "where" of lo stays the node when not configured
+    if node.interfaces["lo"].where == model.NOWHERE:
+        node.interfaces["lo"].where = node.where
+
+    # one SID per (table, prefix)
+    seen: dict[tuple, model.Sid] = {}
+    for s in node.sids:
+        key = (s.table, s.sid)
+        if key in seen:
+            ctx.err(s.where, f"SID {s.sid} is already installed"
+                             + (f" in table {s.table}" if s.table else "")
+                             + f" (line {seen[key].where.line})")
+        else:
+            seen[key] = s
