@@ -41,6 +41,10 @@ def run(args) -> int:
     if args.time < 0 or args.steps < 1 or args.shrink_boots < 0:
         raise UsageError("--time, --steps and --shrink-boots must be positive")
     need_root()
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise UsageError("testbed fuzz needs hypothesis: pip install 'hypothesis>=6.100'") from None
     target = args.datapath
     if target == "auto":
         from testbed.datapaths.kernel import KernelDatapath
