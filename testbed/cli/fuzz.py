@@ -44,7 +44,9 @@ def run(args) -> int:
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        raise UsageError("testbed fuzz needs hypothesis: pip install 'hypothesis>=6.100'") from None
+        from testbed.errors import TestbedError
+
+        raise TestbedError("testbed fuzz needs hypothesis: pip install 'hypothesis>=6.100'") from None
     target = args.datapath
     if target == "auto":
         from testbed.datapaths.kernel import KernelDatapath
