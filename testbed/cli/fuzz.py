@@ -39,7 +39,7 @@ def run(args) -> int:
     from testbed.fuzz.run import Options, Runner
 
     if args.time < 0 or args.steps < 1 or args.shrink_boots < 0:
-        raise UsageError("--time, --steps and --shrink-boots must be positive")
+        raise UsageError("--time and --shrink-boots must be at least 0, --steps at least 1")
     need_root()
     try:
         import hypothesis  # noqa: F401
