@@ -4,16 +4,19 @@
 #     (default 60): it must find nothing (a finding there is a bug in srl2_ref)
 #     and leave nothing behind;
 #  2. when ../shared/kernels/srl2-rfc-6.12/bzImage exists (relative to the
-#     repository), the RFC kernel in `testbed vm` for FUZZ_SMOKE_VM_TIME seconds
-#     (default 240): the run must come back with its summary and, on that
-#     kernel, find the wrapped-MTU crash (FUZZ_SMOKE_EXPECT_MTU=0 to skip that check).
+#     repository), the RFC kernel in `testbed vm` for at most FUZZ_SMOKE_VM_TIME
+#     seconds of fuzzing (default 600, the issue's bound; the crash ends it
+#     sooner): the run must come back with its state and, on that kernel,
+#     find the wrapped-MTU crash (FUZZ_SMOKE_EXPECT_MTU=0 to skip that check).
+# FUZZ_SMOKE_SEED (default 2) seeds both parts.
 # Results in FUZZ_SMOKE_OUT (default: a new directory under /tmp).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 OUT=${FUZZ_SMOKE_OUT:-$(mktemp -d /tmp/fuzz-smoke.XXXXXX)}
 REF_TIME=${FUZZ_SMOKE_REF_TIME:-60}
-VM_TIME=${FUZZ_SMOKE_VM_TIME:-240}
+VM_TIME=${FUZZ_SMOKE_VM_TIME:-600}
+SEED=${FUZZ_SMOKE_SEED:-2}
 KDIR=${FUZZ_SMOKE_KERNEL_DIR:-$REPO/../shared/kernels/srl2-rfc-6.12}
 say() { echo "fuzz-smoke: $*" >&2; }
 status=0
@@ -21,7 +24,7 @@ status=0
 # --- 1. reference datapath, no VM
 before=$(ip netns list | awk '{print $1}' | sort)
 say "reference datapath, ${REF_TIME} s; results in $OUT/ref"
-python3 -m testbed.cli fuzz --datapath ref --time "$REF_TIME" --seed "${FUZZ_SMOKE_SEED:-1}" --out "$OUT/ref"
+python3 -m testbed.cli fuzz --datapath ref --time "$REF_TIME" --seed "$SEED" --out "$OUT/ref"
 rc=$?
 if [ "$rc" -ne 0 ]; then
     say "FAIL: the reference datapath run exited $rc (findings are bugs in srl2_ref: see $OUT/ref/fuzz-summary.txt)"
@@ -43,7 +46,7 @@ if [ -f "$KDIR/bzImage" ]; then
     # (records the finding, writes its reproducer; no shrinking or replay here).
     python3 -m testbed.cli vm --kernel "$KDIR/bzImage" --memory 2G --out "$OUT/vm" --max-boots 2 \
         --timeout $(( VM_TIME * 3 + 600 )) -- \
-        python3 -m testbed.cli fuzz --datapath kernel --time "$VM_TIME" --ip "$KDIR/ip-srl2" \
+        python3 -m testbed.cli fuzz --datapath kernel --time "$VM_TIME" --seed "$SEED" --ip "$KDIR/ip-srl2" \
         --shrink-boots 0 --no-verify
     say "testbed vm exited $? (non-zero is expected when the kernel crashed)"
     if [ ! -f "$OUT/vm/fuzz-summary.txt" ] && [ ! -f "$OUT/vm/fuzz-state.json" ]; then

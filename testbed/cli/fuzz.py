@@ -39,8 +39,14 @@ def run(args) -> int:
     from testbed.fuzz.run import Options, Runner
 
     if args.time < 0 or args.steps < 1 or args.shrink_boots < 0:
-        raise UsageError("--time, --steps and --shrink-boots must be positive")
+        raise UsageError("--time and --shrink-boots must be at least 0, --steps at least 1")
     need_root()
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        from testbed.errors import TestbedError
+
+        raise TestbedError("testbed fuzz needs hypothesis: pip install 'hypothesis>=6.100'") from None
     target = args.datapath
     if target == "auto":
         from testbed.datapaths.kernel import KernelDatapath

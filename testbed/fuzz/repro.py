@@ -60,6 +60,20 @@ def _tx(node: str, ifname: str, frames_: list[bytes], background: bool = False) 
     return f'$IP netns exec {NS_VAR[node]} python3 -c "$TX" {ifname} {count} {hexes}'
 
 
+def describe_srl2(step: Step) -> str:
+    """What a raw srl2 request says, in `ip` words, for the reader."""
+    a = step.args
+    n = a["segs"]
+    segs = f"{frames.seg(1)},...,{frames.seg(n)}" if n > 2 else ",".join(str(frames.seg(i)) for i in range(1, n + 1))
+    opts = "".join([f" address {requests.mac_of(a['mac'])}" if a.get("mac") is not None else "",
+                    f" mtu {requests.u32(a['mtu'])}" if a.get("mtu") is not None else "",
+                    " up" if a.get("up") else ""])
+    what = "link add" if step.op == "srl2_add" else "link change"
+    edit = f"; then SRH {a['edit'][0]} set to {a['edit'][1]}" if a.get("edit") else ""
+    srh = frames.device_srh(n, a.get("edit"))
+    return f"{what} {a['name']}{opts} type srl2 segs {segs} ({n} segments, SRH {len(srh)} bytes{edit})"
+
+
 def step_commands(step: Step) -> list[str]:
     """The bash commands of one step."""
     a = step.args
@@ -76,7 +90,8 @@ def step_commands(step: Step) -> list[str]:
                 opts += " up"
             return [f"$IP -n $R link add {a['name']}{opts} type srl2 segs {segs}"]
         # Raw bytes: a malformed SRH, or more segments than iproute2's buffer holds.
-        return [f'$IP netns exec $R python3 -c "$NL" {requests.srl2_bytes(step).hex()}']
+        return [f"# {describe_srl2(step)}",
+                f'$IP netns exec $R python3 -c "$NL" {requests.srl2_bytes(step).hex()}']
     if op == "link":
         opts = ""
         if a.get("up") is not None:

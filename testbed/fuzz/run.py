@@ -360,7 +360,13 @@ class Runner:
 
     def summary(self) -> int:
         st = self.state
-        lines = [f"{st.inputs} inputs ({st.steps} steps) in {st.boots} boot(s), "
+        # From the journal: a boot that crashed never counted its own inputs.
+        inputs = read_journal(os.path.join(self.o.out, JOURNAL)).values()
+        st.inputs = sum(1 for i in inputs if i.kind == "fuzz")
+        st.steps = sum(len(i.steps) for i in inputs if i.kind == "fuzz")
+        st.boots = max(st.boots, self.boot)
+        trials = sum(1 for i in inputs if i.kind != "fuzz")
+        lines = [f"{st.inputs} inputs ({st.steps} steps; {trials} shrink trials and replays) in {st.boots} boot(s), "
                  f"{time.time() - st.started:.0f} s; seed {st.seed}; "
                  f"{len(st.findings)} finding(s) (deduplicated by kernel stack)"]
         for f in st.findings.values():

@@ -39,24 +39,11 @@ class Finding(Exception):
 
 def _marker(event: str, label: str) -> None:
     """`testbed: START fuzz <id>` / END into the guest's kernel log
-    (INTERFACES §1); only in a `testbed vm` guest."""
+    (the VM runner's crash records name the inputs open at a crash);
+    only in a `testbed vm` guest."""
     if os.environ.get("TESTBED_VM") != "1":
         return
-    start = getattr(kmsg, "start_marker", None)
-    if start is not None:  # the vm branch's API
-        text = start(label) if event == "START" else kmsg.end_marker(label)
-        kmsg.kmsg_marker(text)
-        return
-    try:  # until it lands: the same line, written here
-        fd = os.open("/dev/kmsg", os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        os.write(fd, f"<5>testbed: {event} {label}\n".encode()[:976])
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    kmsg.kmsg_marker(kmsg.start_marker(label) if event == "START" else kmsg.end_marker(label))
 
 
 class World:
