@@ -90,6 +90,7 @@ class KernelTarget:
     def _sid_add(self, a: dict, step: Step) -> None:
         ipr = self.lab.node("rt").ipr
         action = a["action"]
+        ref: int | None
         if a.get("dev") == GONE:
             ipr.link("add", ifname=GONE_DEV, kind="dummy")
             ref = self._index("rt", GONE_DEV)

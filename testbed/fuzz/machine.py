@@ -85,11 +85,13 @@ class FuzzMachine(RuleBasedStateMachine):
         outcome = self.world.step(Step(op, args))
         ok = outcome == "ok"
         name = args.get("name")
-        if ok and op == "srl2_add":
+        if not ok or name is None:
+            pass
+        elif op == "srl2_add":
             self.where[name] = "rt"
-        elif ok and op == "move":
+        elif op == "move":
             self.where[name] = args["to"]
-        elif ok and op in ("delete", "delete_flowing"):
+        elif op in ("delete", "delete_flowing"):
             self.where.pop(name, None)
         return outcome
 

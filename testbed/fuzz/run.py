@@ -128,6 +128,13 @@ class Runner:
 
     # ---- the world -------------------------------------------------------------
 
+    @property
+    def live(self) -> World:
+        """The world of this boot, for the steps that only run inside one."""
+        assert self.world is not None, "no world: call world() first"
+        return self.world
+
+
     def up(self) -> World:
         """The lab, made on the one worker thread every later netlink request
         runs on (pyroute2's sync sockets belong to the thread that made them)."""
@@ -184,7 +191,7 @@ class Runner:
         rec, new = self.state.record(f.sig, f.kind, f.title, f.lines, [s.to_json() for s in f.steps],
                                      outcomes or {}, input_id, self.o.target, self.release,
                                      shrink=bool(f.steps) and not f.wedged)
-        self.world.known.add(f.sig)
+        self.live.known.add(f.sig)
         if new:
             self.o.say(f"finding: {f.sig}")
             self.write_repro(rec)
@@ -194,19 +201,19 @@ class Runner:
     # ---- shrinking and replaying across boots -------------------------------------
 
     def shrink_pending(self) -> None:
-        self.world.trial = True
+        self.live.trial = True
         try:
             self._shrink_pending()
         finally:
-            self.world.trial = False
+            self.live.trial = False
 
     def _shrink_pending(self) -> None:
         for f in list(self.state.findings.values()):
-            if self.world.wedged:
+            if self.live.wedged:
                 return
             sh = f.shrink
             while f.status == "shrinking" and sh is not None:
-                if self.world.wedged:
+                if self.live.wedged:
                     return
                 cand = sh.candidate()
                 if cand is None or sh.trials >= self.o.shrink_trials or sh.crash_boots >= self.o.shrink_boots:
@@ -216,7 +223,7 @@ class Runner:
                     self.o.say(f"shrunk {f.sig} to {len(sh.cur)} steps: {f.repro}")
                     break
                 sh.trials += 1
-                ident = self.world.begin("trial", finding=f.sig)
+                ident = self.live.begin("trial", finding=f.sig)
                 sh.pending = ident
                 self.state.save(self.o.out)  # the next boot must know which trial crashed
                 got = self._run_steps([Step.from_json(s) for s in cand])
@@ -233,11 +240,11 @@ class Runner:
         got = None
         try:
             for s in steps:
-                self.world.step(s)
+                self.live.step(s)
         except Finding as e:
             got = e
         try:
-            self.world.end()
+            self.live.end()
         except Finding as e:
             got = got or e
         return got
@@ -252,8 +259,8 @@ class Runner:
             self.write_repro(f)  # rendered by this version of the fuzzer
             f.status = "unverified"
             f.note = "replaying..."
-            self.world.trial = True
-            self.world.begin("verify", finding=f.sig)
+            self.live.trial = True
+            self.live.begin("verify", finding=f.sig)
             self.state.save(self.o.out)
             env = dict(os.environ, IP=self.o.ip)
             proc = subprocess.Popen(["bash", f.repro], env=env, stdout=subprocess.DEVNULL,
@@ -262,10 +269,10 @@ class Runner:
             try:
                 # The replay's steps run outside the world: watch the kernel log
                 # while it runs (a BUG may leave it stuck on RTNL for ever).
-                got = self.world.watch(proc, 120 * TIME_SCALE)
+                got = self.live.watch(proc, 120 * TIME_SCALE)
                 if got is None:
-                    self.world.check()
-                    self.world.end()
+                    self.live.check()
+                    self.live.end()
                     f.note = f"replayed: exit {proc.returncode}, the kernel survived"
             except Finding as e:
                 got = e
@@ -273,14 +280,14 @@ class Runner:
                 same = got.sig == f.sig
                 f.status = "verified" if same else "unverified"
                 f.note = "replayed: same problem" if same else f"replay showed another problem: {got.sig}"
-                if self.world.current is not None:
+                if self.live.current is not None:
                     try:
-                        self.world.end(check=False)
+                        self.live.end(check=False)
                     except Finding:
                         pass
-            self.world.trial = False
+            self.live.trial = False
             self.state.save(self.o.out)
-            if self.world.wedged:
+            if self.live.wedged:
                 return
 
     # ---- fuzzing ------------------------------------------------------------------
@@ -307,10 +314,10 @@ class Runner:
         FuzzMachine.deadline = deadline
         FuzzMachine.max_srh = self.o.max_srh
         run = 0
-        while time.time() < deadline and not self.world.wedged:
+        while time.time() < deadline and not self.live.wedged:
             run += 1
             FuzzMachine._hypothesis_internal_use_seed = hash((self.state.seed, self.boot, run)) & 0xFFFFFFFF
-            self.world.raised = None
+            self.live.raised = None
             try:
                 run_state_machine_as_test(FuzzMachine, settings=cfg)
             except BaseException as e:  # noqa: BLE001 - sorted out below
@@ -319,7 +326,7 @@ class Runner:
                 # Hypothesis replays a failing input once; when the kernel (or
                 # the clock, for TimeUp) answers differently the second time it
                 # says "flaky" instead of re-raising: the world knows what it raised.
-                f = _finding_in(e, Finding) or self.world.raised
+                f = _finding_in(e, Finding) or self.live.raised
                 if f is None and (_finding_in(e, TimeUp) is not None or time.time() >= deadline):
                     break
                 if f is None:
@@ -327,16 +334,16 @@ class Runner:
 
                     tb = "".join(traceback.format_exception(e)).splitlines()
                     first = str(e).splitlines()[0] if str(e) else ""
-                    f = Finding("fuzzer", f"{type(e).__name__}: {first}", tb, self.world.steps)
-                ident = self.world.last
-                if self.world.current is not None:
+                    f = Finding("fuzzer", f"{type(e).__name__}: {first}", tb, self.live.steps)
+                ident = self.live.last
+                if self.live.current is not None:
                     try:
-                        self.world.end(check=False)
+                        self.live.end(check=False)
                     except Finding:
                         pass
                 outcomes = _outcomes(self.o.out, ident)
                 self.in_boot(f, ident, outcomes)
-                if not self.world.wedged:
+                if not self.live.wedged:
                     self.shrink_pending()
                     self.verify_pending()
 
@@ -349,7 +356,7 @@ class Runner:
             self.verify_pending()
             self.fuzz()
         finally:
-            wedged = self.world is not None and self.world.wedged
+            wedged = self.world is not None and self.live.wedged
             self.down()
         status = self.summary()
         if wedged:  # threads stuck in the kernel would keep the interpreter from exiting
@@ -390,7 +397,7 @@ def _finding_in(e: BaseException, kind=Finding):
     """The exception of type `kind` inside what hypothesis raised (itself,
     inside a Flaky exception group, or as its cause)."""
     seen = set()
-    stack = [e]
+    stack: list[BaseException | None] = [e]
     while stack:
         x = stack.pop()
         if x is None or id(x) in seen:
