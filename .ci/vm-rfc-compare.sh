@@ -25,7 +25,9 @@ fi
 
 run_and_compare() {  # $1: results directory; exit status of the comparison
     VM_RFC_OUT="$1" bash .ci/vm-rfc.sh || return 2
-    python3 -m testbed.cli report "$1/record.jsonl" --text --html "$1/report.html" >"$1/findings.txt"
+    # JUnit and KTAP of every boot together, from the record (pytest's own are the last boot's).
+    python3 -m testbed.cli report "$1/record.jsonl" --text --html "$1/report.html" \
+        --junit "$1/junit-all.xml" --ktap "$1/ktap-all.txt" >"$1/findings.txt"
     python3 -m testbed.cli compare "$BASELINE" "$1/record.jsonl" --json >"$1/compare.json"
     local rc=$?
     python3 -m testbed.cli compare "$BASELINE" "$1/record.jsonl"
