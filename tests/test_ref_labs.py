@@ -196,7 +196,7 @@ def blocked_signals(pid: int) -> set[int]:
     return {s for s in range(1, 65) if mask >> (s - 1) & 1}
 
 
-def testbed_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "testbed.cli", *args], capture_output=True,
                           text=True, timeout=120, env=env)
 
@@ -206,7 +206,7 @@ def test_cli_down_of_a_ref_lab_stops_its_daemons_by_sigterm(tmp_path):
     srl2_ref processes it starts must not inherit that mask (they would
     ignore SIGTERM and be SIGKILLed after a timeout: a 10 s `down`)."""
     name = unique_lab_name("d")
-    up = testbed_cli("up", P2P, "--name", name, "--datapath", "ref")
+    up = run_cli("up", P2P, "--name", name, "--datapath", "ref")
     assert up.returncode == 0, up.stderr
     try:
         rec = state.load(name)
@@ -214,7 +214,7 @@ def test_cli_down_of_a_ref_lab_stops_its_daemons_by_sigterm(tmp_path):
         for proc in rec.procs:
             assert blocked_signals(proc.pid) & SIGNAL_BITS == set(), proc
         t = time.monotonic()
-        down = testbed_cli("down", name)
+        down = run_cli("down", name)
         took = time.monotonic() - t
         assert down.returncode == 0, down.stderr
         # SIGTERM + exit is milliseconds (the CLI's start-up dominates); the
@@ -223,7 +223,7 @@ def test_cli_down_of_a_ref_lab_stops_its_daemons_by_sigterm(tmp_path):
         assert took < 7.0, f"testbed down took {took:.1f} s"
         assert not any(p.alive() for p in rec.procs)
     finally:
-        testbed_cli("down", name)
+        run_cli("down", name)
     assert not [ns for ns in linux.list_netns() if ns.startswith(f"{name}-")]
 
 
@@ -237,16 +237,16 @@ def test_kernel_refused_ref_up_fails_fast_and_leaves_nothing(tmp_path):
     bad.write_text(text)
     name = unique_lab_name("d")
     t = time.monotonic()
-    up = testbed_cli("up", str(bad), "--name", name, "--datapath", "ref")
+    up = run_cli("up", str(bad), "--name", name, "--datapath", "ref")
     took = time.monotonic() - t
     assert up.returncode == 1 and "kernel said" in up.stderr and "Traceback" not in up.stderr, up.stderr
     # The same lab without the bad route, up and down, for scale: the
     # refusal costs no more (the old SIGKILL fallback added 10 s; the bound
     # leaves room for a heavily loaded machine).
     t = time.monotonic()
-    good = testbed_cli("up", P2P, "--name", name, "--datapath", "ref")
+    good = run_cli("up", P2P, "--name", name, "--datapath", "ref")
     assert good.returncode == 0, good.stderr
-    assert testbed_cli("down", name).returncode == 0
+    assert run_cli("down", name).returncode == 0
     took_good = time.monotonic() - t
     assert took < took_good + 7.0, f"a refused up took {took:.1f} s, a good up + down {took_good:.1f} s"
     assert not [ns for ns in linux.list_netns() if ns.startswith(f"{name}-")]
