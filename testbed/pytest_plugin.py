@@ -221,12 +221,28 @@ def _reap_stale_labs():
 def kernel_log():
     """testbed.kmsg.KernelLog of what the kernel logs during the case
     (.messages(), .problems()); the log is the machine's, so filter for what
-    the case can cause."""
+    the case can cause.
+
+    Cases that judge the log take turns (an exclusive flock on /dev/kmsg,
+    across pytest -n workers): L5 provokes "dead loop" lines on purpose,
+    and L1, running beside it, would read them as its own."""
+    import fcntl
+
     from testbed.kmsg import KernelLog
 
+    try:
+        turn = os.open("/dev/kmsg", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        turn = -1  # no kernel log to judge, nothing to take turns on
+    if turn >= 0:
+        fcntl.flock(turn, fcntl.LOCK_EX)
     log = KernelLog()
-    yield log
-    log.close()
+    try:
+        yield log
+    finally:
+        log.close()
+        if turn >= 0:
+            os.close(turn)  # releases the turn
 
 
 # ---- captures, kept when a case fails -----------------------------------
