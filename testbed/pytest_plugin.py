@@ -217,6 +217,27 @@ def _reap_stale_labs():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _crash_suspects_take_turns(request):
+    """On a resumed boot, the cases that were open when the kernel crashed
+    run one at a time, so that a crash they cause again names one case:
+    an exclusive flock across -n workers, on the temp directory itself
+    (local to the guest, unlike the 9p-shared results; nothing to remove)."""
+    import fcntl
+    import tempfile
+
+    _, suspects = getattr(request.config, "_testbed_suspects", ("", set()))
+    if request.node.nodeid not in suspects:
+        yield
+        return
+    turn = os.open(tempfile.gettempdir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(turn)  # releases the turn
+
+
 @pytest.fixture
 def kernel_log():
     """testbed.kmsg.KernelLog of what the kernel logs during the case

@@ -335,3 +335,16 @@ def test_headline_of_a_plain_failure_keeps_the_fields_and_drops_pytests_explanat
     assert findings.headline("AssertionError: 2 segments: list on the wire\nassert [1] == [2]") == \
         "2 segments: list on the wire"
     assert findings.headline("testbed.errors.LabError: x: y") == "testbed.errors.LabError: x: y"
+
+
+def test_the_same_pair_open_in_two_crashes_charges_neither_and_both_take_turns():
+    a, b, c = "case cases/t.py::a", "case cases/t.py::b", "case cases/t.py::c"
+    same_pair = [{"open": [a, b]}, {"open": [a, b]}]
+    assert resume.crashed_cases(same_pair) == {}
+    assert resume.suspects(same_pair) == {"cases/t.py::a", "cases/t.py::b"}
+    one_in_common = [{"open": [a, b]}, {"open": [a, c]}]
+    assert set(resume.crashed_cases(one_in_common)) == {"cases/t.py::a"}
+    assert resume.suspects(one_in_common) == {"cases/t.py::b", "cases/t.py::c"}
+    alone = [{"open": [a, b]}, {"open": [b]}]
+    assert set(resume.crashed_cases(alone)) == {"cases/t.py::b"}
+    assert resume.suspects(alone) == {"cases/t.py::a"}

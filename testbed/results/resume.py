@@ -5,14 +5,14 @@
 marker labels that were open (`case <nodeid>`, several under pytest -n),
 boots again and reruns the same command with TESTBED_VM_BOOT=2, 3, ...
 A case is charged with a crash when it was the only case open in it, or
-open in two crashes: a case that crashes the kernel twice is not run a
-third time.  Every other open case simply runs again.
+when two crashes had it, and only it, open in common.  Every other open
+case is a suspect: it runs again, and suspects take turns (never two side
+by side under pytest -n), so that its next crash, if any, names it alone.
 """
 from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 
 from testbed.results.record import Crash
 
@@ -66,13 +66,22 @@ def crash_of(data: dict) -> Crash:
 
 def crashed_cases(crashes: list[dict]) -> dict[str, Crash]:
     """nodeid -> the crash it is charged with: the only case open in a
-    crash, or a case open in two crashes (charged with the later one)."""
+    crash, or the only case two crashes had open in common (charged with
+    the later one).  The same pair open twice charges neither."""
     out: dict[str, Crash] = {}
-    seen: Counter[str] = Counter()
+    earlier: list[set[str]] = []
     for data in crashes:
-        cases = open_cases(data)
+        cases = set(open_cases(data))
+        common = [cases & before for before in earlier if len(cases & before) == 1]
         for nodeid in cases:
-            seen[nodeid] += 1
-            if len(cases) == 1 or seen[nodeid] >= 2:
+            if len(cases) == 1 or {nodeid} in common:
                 out[nodeid] = crash_of(data)
+        earlier.append(cases)
     return out
+
+
+def suspects(crashes: list[dict]) -> set[str]:
+    """The cases open in a crash and not charged with one: they run again,
+    taking turns."""
+    charged = crashed_cases(crashes)
+    return {nodeid for data in crashes for nodeid in open_cases(data)} - set(charged)

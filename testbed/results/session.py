@@ -49,7 +49,10 @@ def resume_items(config, items, path: str) -> None:
     except RecordError as e:
         raise pytest.UsageError(f"cannot resume: {e}") from None
     out = os.environ.get(resume.ENV_OUT) or os.path.dirname(os.path.abspath(path))
-    crashed = resume.crashed_cases(resume.read_crashes(os.path.join(out, resume.CRASHES_FILE)))
+    crashes_path = os.path.join(out, resume.CRASHES_FILE)
+    crashes = resume.read_crashes(crashes_path)
+    crashed = resume.crashed_cases(crashes)
+    config._testbed_suspects = (crashes_path, resume.suspects(crashes))
     keep, drop = [], []
     for item in items:
         if item.nodeid in done:
