@@ -72,6 +72,11 @@ print("vm-rfc: cases: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 for c in crashes:
     where = " and ".join(c.get("open") or ["no marked work"])
     print(f"vm-rfc: crash on boot {c['boot']}: {c['kind']} during {where}: {c['title']}")
+boot_crashes = os.path.join(out, "boot-crashes.jsonl")
+if os.path.exists(boot_crashes):  # booted again by testbed vm: no verdict lost
+    for c in (json.loads(ln) for ln in open(boot_crashes) if ln.strip()):
+        print(f"vm-rfc: boot {c['boot']} crashed before the suite started (booted again): "
+              f"{c['title']} {c.get('rip', '')}")
 if status in (124, 130, 143):
     failures.append(f"testbed vm exit {status} (timeout or interrupted)")
 if guest is None:

@@ -25,6 +25,9 @@ from testbed.vm import console, probe, runner
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "console-skb-over-panic.txt"
+# The RFC kernel's boot, 3 s in, under software emulation (1 boot in 8 here):
+# QEMU ran an int3 the kernel had already patched away (testbed vm, 2026-12-02).
+INT3_AT_BOOT = DATA / "console-int3-at-boot.txt"
 PROJECT = Path(__file__).resolve().parent.parent
 RFC_KERNEL = os.environ.get("TESTBED_RFC_KERNEL") or str(
     PROJECT.parent / "shared" / "kernels" / "srl2-rfc-6.12" / "bzImage")
@@ -216,6 +219,10 @@ with open(os.path.join(out, "boots"), "a") as f:
 if mode == "bootcrash":
     con("[    0.5] Kernel panic - not syncing: VFS: Unable to mount root fs")
     sys.exit(255)
+if mode == "int3once" and req["boot"] == 1:
+    for line in open(os.environ["FAKE_VNG_INT3"]).read().splitlines():
+        con(line)
+    signal.pause()   # the oops killed init's work; the guest stays up, stuck
 con("[    1.000000] testbed: vm command START fake")
 status(None)
 print(f"fake guest: boot {req['boot']}", flush=True)
@@ -238,6 +245,7 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "check_host", lambda kernel: None)
     monkeypatch.setattr(probe, "choose_accel", lambda accel, qemu, log=print: (False, None))
     monkeypatch.setenv("FAKE_VNG_CONSOLE", str(FIXTURE))
+    monkeypatch.setenv("FAKE_VNG_INT3", str(INT3_AT_BOOT))
     img = bytearray(0x1000)
     img[0x202:0x206] = b"HdrS"
     img[0x800:0x810] = b"6.12.117-srl2rfc"
@@ -283,11 +291,38 @@ def test_a_hang_is_a_crash_of_kind_hang(fake, tmp_path):
     assert any("--max-boots 1 reached" in ln for ln in logs)
 
 
-def test_a_crash_before_the_command_is_an_error_not_a_reboot(fake, tmp_path):
+def test_a_kernel_that_crashes_on_every_boot_is_an_error_after_three(fake, tmp_path):
     with pytest.raises(vm.VmError, match=r"crashed during boot, before the command started "
-                                         r"\(Kernel panic - not syncing: VFS"):
+                                         r"\(Kernel panic - not syncing: VFS.*; 3 boot\(s\) in a row"):
         fake("bootcrash", timeout=60)
-    assert (tmp_path / "out/boots").read_text() == "1\n"
+    assert (tmp_path / "out/boots").read_text() == "1\n2\n3\n"
+    assert not (tmp_path / "out/crashes.jsonl").exists()   # no work of the command's crashed
+    assert len((tmp_path / "out/boot-crashes.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_crash_during_boot_boots_again_and_does_not_count(fake, tmp_path):
+    """CI's first boot of the RFC kernel died of QEMU's stray int3 before
+    the suite started; that is no result of the kernel under test."""
+    result, out, logs = fake("int3once", timeout=120)
+    assert result.boots == 2 and result.status == 0 and result.exit_status == 0
+    assert out.splitlines() == ["fake guest: boot 2"]
+    assert not result.crashes and not (tmp_path / "out/crashes.jsonl").exists()
+    (crash,) = result.boot_crashes
+    assert crash.boot == 1 and crash.title == "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI"
+    assert crash.rip == "RIP: 0010:sched_clock_tick+0x5/0xb0" and crash.open == []
+    (rec,) = [json.loads(ln) for ln in (tmp_path / "out/boot-crashes.jsonl").read_text().splitlines()]
+    assert rec["title"] == crash.title and "sched_tick+0x31/0xe0" in rec["trace"]
+    (said,) = [ln for ln in logs if "before the command started" in ln]
+    assert said.startswith("testbed vm: boot 1 crashed before the command started: Oops: int3")
+    assert "most likely QEMU's" in said and said.endswith("no work lost, booting again")
+
+
+def test_the_int3_hint_is_for_software_emulation_only():
+    crash = console.Crash(1, "Oops", "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+    assert "QEMU" in console.emulator_hint(crash, kvm=False)
+    assert console.emulator_hint(crash, kvm=True) == ""
+    gpf = console.Crash(1, "Oops", "Oops: general protection fault, probably for x")
+    assert console.emulator_hint(gpf, kvm=False) == ""
 
 
 # ---------------------------------------------------------------------------

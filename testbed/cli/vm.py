@@ -41,8 +41,9 @@ def add_parser(sub) -> None:
                         "dmesg.txt, console.txt, crashes.jsonl and vm-status.json "
                         "(default ./vm-results)")
     p.add_argument("--max-boots", type=int, default=8, metavar="N",
-                   help="boot at most N times: after a crash the command runs again in a "
-                        "fresh boot (default 8; 1: never again)")
+                   help="run the command in at most N boots: after a crash it runs again in a "
+                        "fresh boot (default 8; 1: never again). A boot that crashes before the "
+                        "command starts is booted again and not counted (3 in a row: an error)")
     p.add_argument("--hang-after", type=float, metavar="SECONDS",
                    help="a guest with no output and no progress for this long once the command "
                         "has started (before: at least 300 s) has hung: it is ended and recorded "
@@ -102,6 +103,12 @@ def run(args) -> int:
             else f"command exited {result.status}")
     print(f"testbed vm: {last} on {result.release} ({accel}); {boots}, "
           f"{result.seconds:.1f} s; results in {spec.out}", file=sys.stderr)
+    if result.boot_crashes:
+        n = len(result.boot_crashes)
+        print(f"testbed vm: {n} boot{'s' if n != 1 else ''} crashed before the command started "
+              f"and {'were' if n != 1 else 'was'} booted again (not counted in the exit status), "
+              f"in {spec.out}/{vm.BOOT_CRASH_FILE}: "
+              + "; ".join(f"boot {c.boot}: {c.title}" for c in result.boot_crashes), file=sys.stderr)
     if result.crashes:
         n = len(result.crashes)
         print(f"testbed vm: {n} crash{'es' if n != 1 else ''} in {spec.out}/{vm.CRASH_FILE}: "

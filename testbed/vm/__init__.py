@@ -30,7 +30,7 @@ from testbed.vm.base import (
                           VmError,
                           VmTimeout,
 )
-from testbed.vm.console import CRASH_FILE, ConsoleWatch, Crash, parse_block
+from testbed.vm.console import BOOT_CRASH_FILE, CRASH_FILE, ConsoleWatch, Crash, parse_block
 from testbed.vm.guest import guest_main
 from testbed.vm.image import KernelImage, inspect_kernel, kernel_release_of
 from testbed.vm.probe import (
@@ -59,7 +59,7 @@ from testbed.vm.runner import (
 from testbed.vm.session import CONSOLE_FILE, DEFAULT_MAX_BOOTS, VmResult, run
 
 __all__ = [
-    "CONSOLE_FILE", "CRASH_FILE", "DEFAULT_MAX_BOOTS", "ENV_BOOT", "ConsoleWatch", "Crash",
+    "BOOT_CRASH_FILE", "CONSOLE_FILE", "CRASH_FILE", "DEFAULT_MAX_BOOTS", "ENV_BOOT", "ConsoleWatch", "Crash",
     "Interrupted", "launch_argv", "parse_block",
     "DMESG_FILE", "ENV_OUT", "ENV_TIME_SCALE", "ENV_VM", "REQUEST_FILE", "STATUS_FILE",
     "TCG_TIME_SCALE", "PROBE_DEADLINE", "PROBE_EXIT_PORT", "PROBE_EXIT_VALUE", "VNG_KVM_CPU",

@@ -17,6 +17,9 @@ from typing import Iterable, Optional
 from testbed.kmsg import CMD_END, CMD_START, parse_marker, problem
 
 CRASH_FILE = "crashes.jsonl"
+# Crashes before the command started: the boot failed, no work was lost and
+# the runner boots again (session.py); kept apart from the command's crashes.
+BOOT_CRASH_FILE = "boot-crashes.jsonl"
 # Once a crash has started, the block ends at the kernel's own end line, or
 # when the console has been quiet this long (host seconds), or at this size.
 QUIET_END = 3.0
@@ -183,6 +186,21 @@ class ConsoleWatch:
         kind, title, rip, trace = parse_block(self.block)
         return Crash(boot, kind or "Oops", title or self.block[0], rip, trace, list(self.block),
                      list(self.block_open), release, round(elapsed, 1))
+
+
+def emulator_hint(crash: Crash, kvm: bool) -> str:
+    """Why a crash may be the emulator's rather than the kernel's, or "".
+
+    An int3 oops under software emulation: the kernel turns static keys on
+    and off by patching live code through an int3 (text_poke_bp), and QEMU's
+    multi-threaded TCG has been seen here to run the int3 on another vCPU
+    after the kernel had already written the final bytes (the oops' Code:
+    line then shows a NOP where the int3 was, e.g. at sched_clock_tick+0x5
+    when the clock turns stable 3 s into boot, 1 boot in 8)."""
+    if kvm or crash.kind != "Oops" or not crash.title.startswith("Oops: int3"):
+        return ""
+    return ("an int3 oops under software emulation, most likely QEMU's: a vCPU ran a breakpoint "
+            "the kernel had already patched away from live code")
 
 
 def hang(boot: int, seconds: float, open_labels: list[str], tail: list[str], release: str,
