@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -183,3 +185,30 @@ def test_up_says_why_it_chose_its_datapath(private_state):
         assert json.loads(forced.stdout)["datapath_why"] == "asked for by --datapath ref"
     finally:
         cli("down", name, env=private_state)
+
+
+def test_ctrl_c_while_the_cli_starts_is_one_line_never_a_traceback_of_ours():
+    """Ctrl-C at any moment of `testbed`'s start-up (its verbs' modules load
+    for a good part of a second): exit 130 with one line, or the run ended
+    first.  A traceback through Python's own start-up (before testbed's code
+    runs) is outside the project's reach; one through testbed's is a defect."""
+    argv = [sys.executable, "-m", "testbed.cli", "render", os.path.join(ROOT, "topologies/p2p.yaml")]
+    start = time.monotonic()
+    subprocess.run(argv, capture_output=True, check=True)
+    whole = time.monotonic() - start
+    interrupted = 0
+    for i in range(12):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(whole * (i + 1) / 14)  # the moment of the interruption, not a wait for readiness
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        ours = [ln for ln in err.splitlines() if ln.lstrip().startswith("File ") and "/testbed/" in ln]
+        assert not ours, f"traceback through testbed's code after {i + 1}/14 of start-up:\n{err}"
+        if proc.returncode == 130:
+            interrupted += 1
+            assert err.strip().splitlines()[-1] == "testbed: interrupted (SIGINT)"
+        elif proc.returncode == 1:  # interrupted in Python's start-up (site's imports)
+            assert "Fatal Python error: init_import_site" in err, err
+        else:
+            assert proc.returncode in (0, -signal.SIGINT), err
+    assert interrupted >= 3  # most moments fall inside testbed's code

@@ -27,6 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C while the verbs' modules load (pyroute2 and scapy take a
+    # noticeable part of a second) is an interruption like any other.
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"testbed: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
+
+
+def _main(argv: list[str] | None) -> int:
     from testbed.errors import TestbedError
 
     parser = build_parser()
@@ -50,10 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"testbed: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as e:
-        signum = getattr(e, "signum", signal.SIGINT)
-        print(f"testbed: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
-        return 128 + signum
     except BrokenPipeError:  # `testbed status | head`: not an error
         sys.stdout = None
         return 0
