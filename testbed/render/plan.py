@@ -177,12 +177,12 @@ class Plan:
             if late:
                 s.add(f"{node.name}: per-interface sysctls{_at(node.where)}", self._sysctl(node.name, late))
 
-        s = self.section("everything up")
+        s = self.section("everything up (srl2 devices last, below)")
         for node in nodes:
             cmds = []
             for ifname in self._settable(node):
-                if ifname == "lo":
-                    continue  # up with the namespace
+                if ifname == "lo" or ifname in node.srl2:
+                    continue  # up with the namespace; after the routes
                 conf = node.interfaces.get(ifname)
                 if conf is None or conf.up:
                     cmds.append(self.ip(node.name, "link", "set", "dev", ifname, "up"))
@@ -219,6 +219,17 @@ class Plan:
             for sid in node.sids:
                 s.add(f"{node.name}: SID {sid.sid} {sid.action}{_at(sid.where)}",
                       self.ip(node.name, *self._sid(node.name, sid)))
+
+        # An srl2 device up before the route to its first SID would count
+        # every frame the bridge floods to it meanwhile (hosts' router
+        # solicitations, MLD) as tx_carrier_errors and tx_dropped: a fresh
+        # lab would look faulty.  The engine keeps the same order.
+        s = self.section("srl2 devices up (after the routes to their first SIDs)")
+        for node in srl2_nodes:
+            cmds = [self.ip(node.name, "link", "set", "dev", dev.name, "up")
+                    for dev in node.srl2.values()
+                    if (conf := node.interfaces.get(dev.name)) is None or conf.up]
+            s.add(node.name, *cmds)
 
         for sec in self.sections:
             sec.blocks = [b for b in sec.blocks if b.commands]
