@@ -108,6 +108,12 @@ def test_judge_ping():
     assert judge_ping(_ping_probe(False), parse_ping(1, PING_LOST)) == (True, "0/3 replies, as expected")
     assert judge_ping(_ping_probe(False), parse_ping(0, PING_OK)) == \
         (False, "3/3 replies: hs-1 reaches 10.0.0.2, which it must not")
+    # no route from the host: the kernel's own "cannot reach"
+    assert judge_ping(_ping_probe(False), PingSeen(2, 0, 0, "ping: connect: Network is unreachable")) == \
+        (True, "0/3 replies, as expected")
+    # ping never ran (seen in a chroot whose / is no mount point): no evidence
+    assert judge_ping(_ping_probe(False), PingSeen(255, 0, 0, '"mount --make-rslave /" failed: Invalid argument')) \
+        == (False, 'ping sent nothing in hs-1 ("mount --make-rslave /" failed: Invalid argument)')
 
 
 def test_judge_counters():

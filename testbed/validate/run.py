@@ -20,6 +20,9 @@ from testbed.validate.plan import CountersProbe, FrameProbe, PingProbe, Probe
 from testbed.validate.report import Result
 
 PING_INTERVAL = "0.2"  # seconds between echo requests (root may go below 0.2)
+# What ping says when the kernel has no route: a host that must not reach
+# an address may have none (ping then sends nothing and exits 2).
+UNREACHABLE = re.compile(r"Network is unreachable|No route to host")
 
 
 # ---------------------------------------------------------------- ping / no_ping
@@ -63,8 +66,10 @@ def judge_ping(probe: PingProbe, seen: PingSeen) -> tuple[bool, str]:
         if seen.received >= probe.count:
             return True, replies
         return False, f"{replies} ({probe.src}: {why})"
-    if seen.received == 0:
+    if seen.received == 0 and (seen.transmitted or UNREACHABLE.search(seen.output)):
         return True, f"{replies}, as expected"
+    if seen.received == 0:  # nothing sent: no evidence either way
+        return False, f"ping sent nothing in {probe.src} ({why})"
     return False, f"{replies}: {probe.src} reaches {probe.address}, which it must not"
 
 
