@@ -23,10 +23,11 @@ export DEBIAN_FRONTEND=noninteractive
 
 apt-get update -qq
 # iproute2: render'd scripts and tests; iputils-ping: exec examples and tests;
-# nftables/tcpdump: conformance checks and captures; graphviz: `testbed graph`;
-# python3 + python3-venv: the interpreter and `python3 -m venv` (with pip).
+# procps: sysctl in rendered scripts, pgrep in tests (a minimal Debian lacks
+# it); nftables/tcpdump: conformance checks and captures; graphviz: `testbed
+# graph`; python3 + python3-venv: the interpreter and `python3 -m venv`.
 apt-get install -y -qq --no-install-recommends \
-    iproute2 iputils-ping nftables tcpdump graphviz python3 python3-venv >/dev/null
+    iproute2 iputils-ping procps nftables tcpdump graphviz python3 python3-venv >/dev/null
 
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"

@@ -127,7 +127,10 @@ def run_trial(trial: Trial, workdir: str) -> Trial:
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "ready\n"
-        enter = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--wd={ROOT}", "--"]
+        # --root: entering a mount namespace resets the root directory to
+        # the namespace's, which is not ours when we run in a chroot
+        enter = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--root=/proc/{holder.pid}/root",
+                 f"--wd={ROOT}", "--"]
         env = {**os.environ, TAG: tag, "TESTBED_STATE_DIR": state_dir}
         cmd = list(ENTRIES[trial.entry][0])
         name = f"i{tag[:8]}"
