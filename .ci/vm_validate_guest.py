@@ -1,0 +1,106 @@
+"""The guest side of .ci/vm-validate.sh, in one Python process.
+
+Under software emulation every new Python process pays ~5 s to start and
+~25 s to import pyroute2 (hundreds of modules read over 9p): run as
+`testbed up/validate/down` commands, the shipped topologies took 22 min.
+Here the labs are made by the engine in this process (as the suite makes
+them) and `testbed validate` and `render` run as the CLI runs them
+(`testbed.cli.main`), in this process too.
+
+    python3 .ci/vm_validate_guest.py OUT
+
+For every step: OUT/NAME.txt (its output) and a line of OUT/steps.tsv
+(name, exit status, milliseconds), and a progress line on stdout (which
+is also what tells `testbed vm` the guest is alive).
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import os
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from testbed import topology
+from testbed.cli import main as testbed
+from testbed.errors import TestbedError
+from testbed.lab import Lab
+from testbed.run import run
+
+OUT = sys.argv[1]
+
+
+def step(name: str, fn: Callable[[], tuple[int, str]]) -> int:
+    start = time.monotonic()
+    try:
+        rc, text = fn()
+    except TestbedError as e:
+        rc, text = 1, f"testbed: error: {e}\n"
+    ms = int((time.monotonic() - start) * 1000)
+    with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
+        f.write(text)
+    with open(os.path.join(OUT, "steps.tsv"), "a") as f:
+        f.write(f"{name}\t{rc}\t{ms}\n")
+    print(f"vm-validate (guest): {name} exit {rc}, {ms} ms", flush=True)
+    return rc
+
+
+def cli(*args: str, stdout_only: bool = False) -> tuple[int, str]:
+    """`testbed ARGS...` as the command line runs it; its exit status and
+    output (stdout and stderr, or stdout alone)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out if not stdout_only else err):
+        rc = testbed(list(args))
+    return rc, out.getvalue()
+
+
+def up(path: str, name: str, labs: dict[str, Lab]) -> tuple[int, str]:
+    labs[name] = Lab.up(topology.load(path), name=name, datapath="kernel")
+    return 0, f"lab {name} up on the kernel datapath\n"
+
+
+def down(name: str, labs: dict[str, Lab]) -> tuple[int, str]:
+    labs.pop(name).down()
+    return 0, f"removed lab {name}\n"
+
+
+def main() -> int:
+    labs: dict[str, Lab] = {}
+    try:
+        for path in sorted(glob.glob("topologies/*.yaml")):
+            base = os.path.basename(path)[:-len(".yaml")]
+            name = f"vv-{base}"
+            if step(f"up-{base}", lambda: up(path, name, labs)) != 0:
+                continue
+            step(f"validate-{base}", lambda: cli("validate", name, "--json"))
+            step(f"down-{base}", lambda: down(name, labs))
+        # Broken on purpose: rt-1 loses its route to rt-2's SID (table 90).
+        if step("up-broken", lambda: up("topologies/p2p.yaml", "vv-broken", labs)) == 0:
+            def break_route() -> tuple[int, str]:
+                r = run(labs["vv-broken"].node("rt-1"), ["ip", "-6", "route", "del", "fcff:2::/32", "table", "90"])
+                return r.returncode, r.stdout + r.stderr
+
+            step("break", break_route)
+            step("validate-broken", lambda: cli("validate", "vv-broken"))
+            step("down-broken", lambda: down("vv-broken", labs))
+        _, script = cli("render", "topologies/p2p.yaml", stdout_only=True)
+        with open(os.path.join(OUT, "p2p-selftest.sh"), "w") as f:
+            f.write(script)
+
+        def selftest() -> tuple[int, str]:
+            proc = subprocess.run(["bash", os.path.join(OUT, "p2p-selftest.sh")], capture_output=True,
+                                  text=True, stdin=subprocess.DEVNULL)
+            return proc.returncode, proc.stdout + proc.stderr
+
+        step("selftest-p2p", selftest)
+    finally:
+        for lab in labs.values():
+            lab.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
