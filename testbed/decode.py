@@ -25,6 +25,7 @@ import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
+from testbed.filterterms import FILTER_HELP, TERMS, VALUE_TERMS
 from testbed.srv6.srh import NEXTHDR_ETHERNET, NEXTHDR_ROUTING, ROUTING_TYPE_SRH, decode_srh
 
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1Q-QinQ",
@@ -302,17 +303,6 @@ def decode(frame: bytes) -> Decoded:
 
 
 # ---- filters ------------------------------------------------------------------
-
-TERMS = ("srv6", "srh", "arp", "nd", "icmp", "icmp6", "ipv4", "ipv6", "udp", "tcp", "vlan")
-VALUE_TERMS = ("vlan", "ethertype", "sid", "host")
-FILTER_HELP = (
-    "show only frames matching any of TERMS, separated by '|' or ',' (a term starting with '!' hides "
-    "frames that match it). Terms: " + ", ".join(TERMS) + ", vlan=ID, ethertype=0xNNNN, sid=ADDR (in an SRH "
-    "or the outer destination), host=ADDR (any IP address). As in tcpdump, icmp is ICMP for IPv4 and icmp6 "
-    "ICMPv6 (nd: neighbour discovery alone). A term matches any layer, outer or inner: 'icmp' shows ICMP "
-    "carried across a pseudowire too. Examples: 'srv6', 'arp|nd', 'vlan=10', "
-    "'ethertype=0x88b5', 'srv6,!nd'")
-
 
 class FilterError(ValueError):
     """A --filter expression that does not parse; the message says why."""

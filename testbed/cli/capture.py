@@ -12,7 +12,7 @@ import time
 
 
 def add_parser(sub) -> None:
-    from testbed.decode import FILTER_HELP
+    from testbed.filterterms import FILTER_HELP
 
     p = sub.add_parser("capture", help="capture frames on a node's interface: SRv6 decoded, or pcap",
                        description="Capture what NODE sends and receives on IFACE (an ETH_P_ALL packet "
