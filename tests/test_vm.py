@@ -408,7 +408,8 @@ def test_run_reports_a_kernel_warning_against_its_case(tmp_path, fake_vng, monke
 
 
 def test_run_kernel_that_does_not_boot(tmp_path, fake_vng, monkeypatch):
-    with pytest.raises(vm.VmError, match=r"(?s)did not boot to the command \(vng exit 255\).*Kernel panic"):
+    with pytest.raises(vm.VmError, match=r"did not boot to the command, before the command started "
+                                         r"\(vng exit 255: \[    0.4\] Kernel panic.*; 3 boot\(s\) in a row"):
         run_fake(tmp_path, fake_vng, "noboot", monkeypatch=monkeypatch)
 
 

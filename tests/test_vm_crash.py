@@ -219,6 +219,11 @@ with open(os.path.join(out, "boots"), "a") as f:
 if mode == "bootcrash":
     con("[    0.5] Kernel panic - not syncing: VFS: Unable to mount root fs")
     sys.exit(255)
+if mode == "qemudies" and req["boot"] == 1:
+    con("[    0.3] x86/fpu: x87 FPU will use FXSAVE")
+    con("qemu-system-x86_64: ../../hw/pci/msix.c:218: msix_table_mmio_write: Assertion "
+        "`addr + size <= dev->msix_entries_nr * PCI_MSIX_ENTRY_SIZE' failed.")
+    sys.exit(255)
 if mode == "int3once" and req["boot"] == 1:
     for line in open(os.environ["FAKE_VNG_INT3"]).read().splitlines():
         con(line)
@@ -313,8 +318,22 @@ def test_a_crash_during_boot_boots_again_and_does_not_count(fake, tmp_path):
     (rec,) = [json.loads(ln) for ln in (tmp_path / "out/boot-crashes.jsonl").read_text().splitlines()]
     assert rec["title"] == crash.title and "sched_tick+0x31/0xe0" in rec["trace"]
     (said,) = [ln for ln in logs if "before the command started" in ln]
-    assert said.startswith("testbed vm: boot 1 crashed before the command started: Oops: int3")
+    assert said.startswith("testbed vm: boot 1: the kernel crashed during boot, before the command "
+                           "started (Oops: int3")
     assert "most likely QEMU's" in said and said.endswith("no work lost, booting again")
+
+
+def test_qemu_dying_before_the_command_boots_again(fake, tmp_path):
+    """Seen here on a boot after a crash: qemu's MSI-X emulation asserted
+    and qemu died before the kernel reached user space."""
+    result, out, logs = fake("qemudies", timeout=120)
+    assert result.boots == 2 and result.status == 0 and result.exit_status == 0
+    assert out.splitlines() == ["fake guest: boot 2"]
+    (crash,) = result.boot_crashes
+    assert crash.kind == "no boot" and crash.title.startswith("vng exit 255: qemu-system-x86_64: ")
+    assert "msix_table_mmio_write: Assertion" in crash.title
+    assert any(ln.startswith("testbed vm: boot 1: the kernel did not boot to the command, before the "
+                             "command started (vng exit 255: qemu-system-x86_64:") for ln in logs), logs
 
 
 def test_the_int3_hint_is_for_software_emulation_only():

@@ -245,6 +245,7 @@ class BootOutcome:
     returncode: Optional[int]    # vng's
     tail: deque                  # the last output chunks, for error messages
     command_started: bool        # the console showed the command start
+    console_tail: list[str] = field(default_factory=list)  # its last lines (qemu's last words)
 
 
 class Boot:
@@ -291,7 +292,7 @@ class Boot:
             crash.stop_seconds = round(time.monotonic() - seen, 1)
         return BootOutcome(_read_status(self.spec.out), crash, timed_out,
                            time.monotonic() - start, proc.returncode, self.tail,
-                           self.watch.command_started)
+                           self.watch.command_started, list(self.console_tail))
 
     def _follow(self, proc: subprocess.Popen, start: float,
                 deadline: Optional[float]) -> tuple[Optional[Crash], bool]:
@@ -358,6 +359,16 @@ def _read_status(out: str) -> Optional[dict]:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def last_words(lines: list[str]) -> str:
+    """The line of a console tail that best says why a VM ended: the last
+    that is not the kernel's and looks like an error (qemu's own assertion
+    failures land here), else the last line."""
+    for line in reversed(lines):
+        if not line.startswith("[") and _NOTEWORTHY.search(line):
+            return line.strip()
+    return lines[-1].strip() if lines else ""
 
 
 def tail_text(tail: deque, n: int = 12) -> str:

@@ -146,20 +146,29 @@ def run(spec: runner.VmSpec, accel: str = "auto", timeout: Optional[float] = Non
                 log(f"testbed vm: {p}")
             status = outcome.status
             finished = status is not None and status.get("status") is not None
+            if crash is None and status is None and not outcome.command_started and not outcome.timed_out:
+                # The VM ended before the guest runner started, with no kernel
+                # crash on the console: qemu itself died (seen under software
+                # emulation: an assertion in its MSI-X emulation), or the
+                # kernel never got to user space.
+                why = runner.last_words(outcome.console_tail) or runner.tail_text(outcome.tail, 1)
+                crash = Crash(n, "no boot", f"vng exit {outcome.returncode}: {why}",
+                              lines=outcome.console_tail, release=kernel.release)
             if crash is not None and not outcome.command_started and not finished:
                 crash.elapsed = round(time.monotonic() - start, 1)
                 _append_crash(spec.out, crash, BOOT_CRASH_FILE)
                 boot_crashes.append(crash)
                 failed_in_a_row += 1
-                how = "hung" if crash.kind == "hang" else "crashed"
+                what = {"hang": "hung during boot", "no boot": "did not boot to the command"}.get(
+                    crash.kind, "crashed during boot")
                 hint = emulator_hint(crash, spec.kvm)
+                hint = f"; {hint}" if hint else ""
                 if failed_in_a_row >= BOOT_ATTEMPTS or outcome.timed_out:
-                    raise VmError(f"the kernel {how} during boot, before the command started "
-                                  f"({crash.title}){f'; {hint}' if hint else ''}; "
+                    raise VmError(f"the kernel {what}, before the command started ({crash.title}){hint}; "
                                   f"{failed_in_a_row} boot(s) in a row; "
                                   f"console: {os.path.join(spec.out, CONSOLE_FILE)}")
-                log(f"testbed vm: boot {n} {how} before the command started: {crash.title}"
-                    f"{f' ({hint})' if hint else ''}; no work lost, booting again")
+                log(f"testbed vm: boot {n}: the kernel {what}, before the command started "
+                    f"({crash.title}){hint}; no work lost, booting again")
                 continue
             command_boots += 1
             failed_in_a_row = 0
@@ -183,10 +192,6 @@ def run(spec: runner.VmSpec, accel: str = "auto", timeout: Optional[float] = Non
                 return VmResult(int(status["status"]), problems, seconds, verdict,
                                 status.get("release", kernel.release), crashes, n, boot_crashes)
             if crash is None:
-                if status is None:
-                    raise VmError(f"the kernel did not boot to the command (vng exit "
-                                  f"{outcome.returncode}); last output:\n  "
-                                  f"{runner.tail_text(outcome.tail)}")
                 raise VmError(f"the guest died while the command ran (no crash on its console) "
                               f"after {seconds:.0f} s; kernel log: {dmesg_path}; last output:\n  "
                               f"{runner.tail_text(outcome.tail)}")
