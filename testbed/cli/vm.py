@@ -105,7 +105,7 @@ def run(args) -> int:
           f"{result.seconds:.1f} s; results in {spec.out}", file=sys.stderr)
     if result.boot_crashes:
         n = len(result.boot_crashes)
-        print(f"testbed vm: {n} boot{'s' if n != 1 else ''} crashed before the command started "
+        print(f"testbed vm: {n} boot{'s' if n != 1 else ''} failed before the command started "
               f"and {'were' if n != 1 else 'was'} booted again (not counted in the exit status), "
               f"in {spec.out}/{vm.BOOT_CRASH_FILE}: "
               + "; ".join(f"boot {c.boot}: {c.title}" for c in result.boot_crashes), file=sys.stderr)

@@ -196,7 +196,7 @@ def emulator_hint(crash: Crash, kvm: bool) -> str:
     multi-threaded TCG has been seen here to run the int3 on another vCPU
     after the kernel had already written the final bytes (the oops' Code:
     line then shows a NOP where the int3 was, e.g. at sched_clock_tick+0x5
-    when the clock turns stable 3 s into boot, 1 boot in 8)."""
+    when the clock turns stable 3 s into boot: 1 boot in 13 here)."""
     if kvm or crash.kind != "Oops" or not crash.title.startswith("Oops: int3"):
         return ""
     return ("an int3 oops under software emulation, most likely QEMU's: a vCPU ran a breakpoint "

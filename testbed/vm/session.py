@@ -29,9 +29,10 @@ from testbed.vm.probe import KvmVerdict
 
 CONSOLE_FILE = "console.txt"  # the kernel console of every boot, as the host saw it
 DEFAULT_MAX_BOOTS = 8
-# Boots in a row that may crash before the command starts.  Under software
-# emulation one boot of the RFC kernel in about eight died that way (an int3
-# oops, see console.emulator_hint); three in a row means the kernel's own.
+# Boots in a row that may fail before the command starts.  Under software
+# emulation one boot of the RFC kernel in 13 died that way (an int3 oops, see
+# console.emulator_hint), and qemu once died of its own assertion; three in
+# a row means the kernel's own.
 BOOT_ATTEMPTS = 3
 # No output and no progress for this long is a hang.  Cases print as they
 # end; the longest case of the suite takes well under a minute on a host, a
