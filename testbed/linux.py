@@ -90,6 +90,28 @@ def create_netns(name: str) -> None:
         raise failure[0]
 
 
+def scratch_rtnetlink() -> socket.socket:
+    """An rtnetlink socket in a new network namespace that has no name.
+    Nothing but the socket holds that namespace, so the kernel frees it
+    (and all made in it) when the socket is closed, also when this process
+    is SIGKILLed; a named scratch namespace would stay in /run/netns."""
+    made: list = []
+
+    def make() -> None:
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare")
+            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
+        except BaseException as e:  # reported in the caller's thread
+            made.append(e)
+
+    t = threading.Thread(target=make, name="netns-scratch")
+    t.start()
+    t.join()
+    if isinstance(made[0], BaseException):
+        raise made[0]
+    return made[0]
+
+
 def delete_netns(name: str) -> bool:
     """`ip netns del NAME`: unpin it; the kernel frees it (and every interface
     in it) once no process or socket holds it.  False if it was not there."""

@@ -287,3 +287,39 @@ def test_end_dx2_forwards_inner_frame(netns):
     assert set(after_dev) == set(COUNTERS)
     assert after_dev["tx_packets"] - before_dev["tx_packets"] == len(inners)
     assert after_dev["tx_bytes"] - before_dev["tx_bytes"] == sum(map(len, inners))
+
+
+def test_a_sigkilled_probe_leaves_no_namespace():
+    """The probe's scratch namespace has no name, so a SIGKILL at any moment
+    of a probe leaves nothing in /run/netns (a named one did: the rare leak
+    of tests/test_interrupt.py, where every run probes with a fresh cache).
+    Probes run back to back in a mount namespace whose /run/netns is a
+    fresh tmpfs; each of 8 is SIGKILLed mid-probe, then /run/netns is read."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         "mount -t tmpfs probe-test /run/netns && echo ready && exec sleep 600"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    enter = ["nsenter", f"--mount=/proc/{holder.pid}/ns/mnt", f"--root=/proc/{holder.pid}/root", "--"]
+    loop = ("from testbed.datapaths.kernel import probe_kernel\n"
+            "probe_kernel()\nprint('probing', flush=True)\nwhile True: probe_kernel()\n")
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        for i in range(8):
+            proc = subprocess.Popen(enter + [sys.executable, "-c", loop], cwd=root, stdout=subprocess.PIPE,
+                                    text=True, env={**os.environ, "PYTHONPATH": root})
+            assert proc.stdout is not None and proc.stdout.readline() == "probing\n"
+            time.sleep(0.05 + 0.03 * i)  # the moment of the kill within the back-to-back probes
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        left = subprocess.run(enter + ["ls", "-A", "/run/netns"], capture_output=True, text=True, check=True)
+        assert left.stdout.split() == []
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()

@@ -11,7 +11,6 @@ import errno
 import ipaddress
 import json
 import os
-import secrets
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -129,18 +128,19 @@ def _write_cache(key: dict, probe: Probe) -> None:
 
 
 def probe_kernel() -> Probe:
-    """Try every feature in a scratch netns; no cache.  Needs root."""
+    """Try every feature in a scratch netns (one without a name: it goes
+    with its socket, however this process ends); no cache.  Needs root."""
+    from pyroute2.iproute.linux import IPRoute
+
     release = _release()
     missing: dict[str, str] = {}
-    name = f"tbprobe-{os.getpid()}-{secrets.token_hex(3)}"
     try:
-        linux.create_netns(name)
+        sock = linux.scratch_rtnetlink()
     except OSError as e:
         why = f"cannot create a scratch network namespace to probe the kernel: {e}"
         return Probe(NAME, {f: why for f in FEATURES})
-    ns = linux.Netns(name)
+    ipr = IPRoute(fileno=sock.detach(), ext_ack=True)
     try:
-        ipr = ns.ipr
         ipr.link("set", index=1, state="up")  # lo: seg6local routes need an up device
 
         # srl2: a device with a valid one-SID SRH.
@@ -183,8 +183,7 @@ def probe_kernel() -> Probe:
         for f in FEATURES:
             missing.setdefault(f, why)
     finally:
-        ns.close()
-        linux.delete_netns(name)
+        ipr.close()
     return Probe(NAME, {f: missing[f] for f in FEATURES if f in missing})
 
 
