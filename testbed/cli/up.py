@@ -64,6 +64,12 @@ def _up(args) -> int:
         pending.cancel()
         raise
     pending.accept()
+    # The lab is the user's now, and this process has only to exit: a stop
+    # signal from here on would kill it during the interpreter's shutdown
+    # (which restores the default actions) and report a failed `up` for a
+    # lab that is up and kept (seen in tests/test_interrupt.py: exit -15).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
