@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -393,15 +394,23 @@ def test_real_127_sids_crash_ends_the_boot_and_the_command_resumes(tmp_path):
                           capture_output=True, text=True, timeout=1600, cwd=PROJECT)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 1, text                # the command ended 0 on boot 2; a crash happened
-    assert "srl2_127_sids: boot 2" in proc.stdout and "survived" not in proc.stdout, text
-    assert (out / "ran-boot1").exists() and (out / "ran-boot2").exists()
+    # Boot 2 may fail before the command starts (qemu's own MSI-X assertion
+    # was seen there twice): it is booted again, and the command resumes
+    # on the boot after it.
+    failed = [json.loads(ln) for ln in (out / "boot-crashes.jsonl").read_text().splitlines()] \
+        if (out / "boot-crashes.jsonl").exists() else []
+    resumed = 2 + len(failed)
+    assert [c["boot"] for c in failed] == list(range(2, resumed)), failed
+    assert re.findall(r"srl2_127_sids: boot (\d+)", proc.stdout) == ["1", str(resumed)], text
+    assert "survived" not in proc.stdout, text
+    assert (out / "ran-boot1").exists() and (out / f"ran-boot{resumed}").exists()
     (rec,) = [json.loads(ln) for ln in (out / "crashes.jsonl").read_text().splitlines()]
     assert rec["kind"] == "BUG" and "skbuff.c:209" in rec["title"], rec
     assert rec["boot"] == 1 and rec["open"] == [LABEL] and rec["release"] == "6.12.117-srl2rfc"
     assert rec["rip"].startswith("RIP: 0010:skb_panic") and "add_grec" in " ".join(rec["trace"])
     assert rec["stop_seconds"] < 30, rec["stop_seconds"]   # seconds, not the 600 s the script sleeps
     assert f"testbed vm: kernel BUG during {LABEL}: kernel BUG at net/core/skbuff.c:209!" in proc.stderr
-    assert "2 boots" in proc.stderr and not qemu_of(out)
+    assert f"{resumed} boots" in proc.stderr and not qemu_of(out)
 
 
 @needs_kernel
