@@ -15,7 +15,7 @@ import errno
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyroute2.iproute.linux import IPRoute
@@ -29,6 +29,7 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
 
 
 def _check(ret: int, what: str) -> None:
@@ -62,6 +63,28 @@ def _share_run_dir() -> None:
 _run_dir_ready = False
 
 
+def _in_new_netns(then: Callable[[], T], name: str) -> T:
+    """Run THEN in a throw-away thread that has unshared a new network
+    namespace (the caller's thread stays where it was); return its result
+    or raise its exception here."""
+    result: list = []
+
+    def body() -> None:
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare")
+            result.append((True, then()))
+        except BaseException as e:  # reported in the caller's thread
+            result.append((False, e))
+
+    t = threading.Thread(target=body, name=name)
+    t.start()
+    t.join()
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value
+
+
 def create_netns(name: str) -> None:
     """`ip netns add NAME`, without a fork: a throw-away thread unshares and
     pins its new namespace by bind-mounting it onto /run/netns/NAME."""
@@ -71,23 +94,14 @@ def create_netns(name: str) -> None:
         _run_dir_ready = True
     path = netns_path(name)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    failure: list[BaseException] = []
-
-    def pin() -> None:
-        try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare")
-            _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
-                   f"mount {path}")
-        except BaseException as e:  # reported in the caller's thread
-            failure.append(e)
-
-    t = threading.Thread(target=pin, name=f"netns-{name}")
-    t.start()
-    t.join()
-    if failure:
+    try:
+        _in_new_netns(lambda: _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none",
+                                                 MS_BIND, None), f"mount {path}"),
+                      name=f"netns-{name}")
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
-        raise failure[0]
+        raise
 
 
 def scratch_rtnetlink() -> socket.socket:
@@ -95,21 +109,8 @@ def scratch_rtnetlink() -> socket.socket:
     Nothing but the socket holds that namespace, so the kernel frees it
     (and all made in it) when the socket is closed, also when this process
     is SIGKILLed; a named scratch namespace would stay in /run/netns."""
-    made: list = []
-
-    def make() -> None:
-        try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare")
-            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
-        except BaseException as e:  # reported in the caller's thread
-            made.append(e)
-
-    t = threading.Thread(target=make, name="netns-scratch")
-    t.start()
-    t.join()
-    if isinstance(made[0], BaseException):
-        raise made[0]
-    return made[0]
+    return _in_new_netns(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0),
+                         name="netns-scratch")
 
 
 def delete_netns(name: str) -> bool:
