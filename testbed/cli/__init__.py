@@ -3,11 +3,14 @@
 dispatches and turns the engine's errors into one clear message each."""
 from __future__ import annotations
 
-import argparse
-import importlib
-import signal
+# Nothing else at module level: `python -m testbed.cli` and the `testbed`
+# script run this module's body before main(), and a Ctrl-C inside an
+# import here would be a traceback (tests/test_cli.py).  sys is loaded with
+# Python itself; the rest is imported where it is used.
 import sys
 
+SIGINT = 2
+SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 15: "SIGTERM"}  # the signals that interrupt a verb
 VERBS = ("up", "status", "list", "exec", "capture", "down", "render", "graph", "validate", "vm", "report",
          "compare", "fuzz")
 
@@ -16,7 +19,11 @@ class UsageError(Exception):
     """A mistake in how the command was called (exit 2)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    """The parser of `testbed` and every verb's subparser."""
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="testbed",
         description="Network-namespace labs and conformance tests for srl2, End.DT2U and End.DX2.")
@@ -32,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as e:
-        signum = getattr(e, "signum", signal.SIGINT)
-        print(f"testbed: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        signum = getattr(e, "signum", SIGINT)
+        print(f"testbed: interrupted ({SIGNAL_NAMES.get(signum, signum)})", file=sys.stderr)
         return 128 + signum
 
 
@@ -70,7 +77,7 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP, handled as Ctrl-C is: what a verb made is removed."""
 
     def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(SIGNAL_NAMES.get(signum, str(signum)))
         self.signum = signum
 
 
@@ -81,6 +88,8 @@ def _interrupt(signum, frame) -> None:
 def _stop_signals_interrupt() -> None:
     """SIGTERM (what CI time-outs, `timeout` and `kill` send) and SIGHUP (a
     closed terminal) interrupt a verb as Ctrl-C does, unless ignored (nohup)."""
+    import signal
+
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _interrupt)
