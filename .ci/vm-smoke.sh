@@ -41,25 +41,11 @@ OUT=${VM_SMOKE_OUT:-$(mktemp -d /tmp/vm-smoke.XXXXXX)}
 say() { echo "vm-smoke: $*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
 
-# --- host packages: qemu; udev (vng streams the guest's output and returns its
-# status only with it); kmod (depmod for the unpacked package, modprobe for the
-# guest, which shares the host's root); busybox-static (virtme's initramfs for
-# a modular kernel); file (vng reads the kernel's version with it).
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-command -v udevadm >/dev/null || need+=(udev)
-command -v depmod >/dev/null || need+=(kmod)
-dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-command -v file >/dev/null || need+=(file)
-if [ ${#need[@]} -gt 0 ]; then
-    say "installing ${need[*]}"
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-        || fail "apt-get install ${need[*]}"
-fi
+# --- host packages and virtme-ng: .ci/setup-vm.sh (qemu, udev, kmod,
+# busybox-static, file; virtme-ng into the virtual environment)
+bash .ci/setup-vm.sh || fail "bash .ci/setup-vm.sh"
 if [ "${VM_SMOKE_NO_INSTALL:-}" = 1 ]; then
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-else
-    python3 -m pip install -q --root-user-action=ignore -e '.[vm]' || fail "pip install -e .[vm]"
 fi
 
 # --- the kernel: the versioned package linux-image-amd64 depends on, unpacked

@@ -24,3 +24,9 @@ class LabError(TestbedError):
         if self.where is not None and self.where.line:
             return f"{self.where}: {msg}"
         return msg
+
+
+class MissingCapability(LabError):
+    """The host lacks what the lab needs (a kernel feature, root, a device):
+    raised before anything is built, with what is missing and what to do.
+    The pytest plugin turns it into a SKIP with this message."""

@@ -3,7 +3,10 @@
 Needs root.  Every namespace is made by a fixture that removes it on the way
 out, also when the test fails.  On a kernel without the srl2 series, srl2 and
 End.DT2U must be reported missing with a reason; End and End.DX2 must work and
-End.DX2 must really forward.
+End.DX2 must really forward.  On a kernel without seg6 lwtunnel
+(CONFIG_IPV6_SEG6_LWTUNNEL unset) every SID and `encap seg6` must be reported
+missing with that option named, and a SID refused with it; what needs seg6
+SKIPs there with the probe's reason.
 """
 from __future__ import annotations
 
@@ -29,6 +32,14 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 HERE = Where("test.yaml", 3, 5)
+
+
+def require_kernel(*features: str) -> None:
+    """SKIP with the probe's reason (the missing option, and that `testbed
+    vm` with a kernel that has it runs the test) unless the kernel has all."""
+    reason = KernelDatapath.probe().reason(features)
+    if reason:
+        pytest.skip(reason)
 
 
 def mine(prefix: str) -> set[str]:
@@ -92,13 +103,19 @@ def test_probe_on_this_kernel(fresh_probe):
     assert time.monotonic() - start < 5 * float(os.environ.get("TESTBED_TIME_SCALE", "1"))
     assert not mine(ours), "probe left its scratch namespace behind"
     assert p.datapath == "kernel"
-    for f in ("End", "End.X", "End.DX2"):
-        assert p.has(f), p.missing[f]
+    # End, End.X, End.DX2 and route-based encap come with seg6 lwtunnel, all
+    # or none; without it each names the option and what to do.
+    lwt = ("End", "End.X", "End.DX2", "encap seg6")
+    assert len({p.has(f) for f in lwt}) == 1, p.missing
+    if not p.has("End"):
+        for f in lwt + ("End.DT2U",):
+            r = p.missing[f]
+            assert "CONFIG_IPV6_SEG6_LWTUNNEL" in r and "(EOPNOTSUPP)" in r and "testbed vm" in r, r
     if not p.has("srl2"):
         r = p.missing["srl2"]
         assert "has no srl2 link kind" in r and "(EOPNOTSUPP)" in r and "srl2 series" in r, r
-        assert p.reason(["End", "srl2"]) == f"kernel datapath: {r}"
-    if not p.has("End.DT2U"):
+        assert p.reason(["srl2", "End"]) == f"kernel datapath: {r}"  # the first missing one
+    if p.has("End") and not p.has("End.DT2U"):
         r = p.missing["End.DT2U"]
         assert f"has no End.DT2U (seg6local action {seg6.SEG6_LOCAL_ACTION_END_DT2U} rejected: " in r, r
     # This kernel (6.18 without the series) lacks both: the configuration the
@@ -123,7 +140,7 @@ def test_probe_cache(fresh_probe):
     p2 = KernelDatapath.probe()
     assert p2.missing == p1.missing and p2 is not KernelDatapath._probe
     p2.missing["End"] = "mutated"
-    assert KernelDatapath.probe().has("End")
+    assert KernelDatapath.probe().missing == p1.missing
 
     # a "new process" reads the file
     data["probe"]["missing"] = {"End.X": "from the cache file"}
@@ -183,7 +200,12 @@ def test_end_dt2u_sid(netns):
         with pytest.raises(DatapathError) as exc:
             dp.start_node(ns, [], [sid])
         assert str(exc.value).startswith("SID fcff:1::d20/128 (End.DT2U): kernel datapath: kernel ")
-        assert "has no End.DT2U (seg6local action 17 rejected: Invalid argument (EINVAL))" in str(exc.value)
+        if KernelDatapath.probe().has("End"):  # seg6local without the series' action
+            assert "has no End.DT2U (seg6local action 17 rejected: Invalid argument (EINVAL))" in str(exc.value)
+        else:  # no seg6local at all
+            assert ("has no seg6local routes, so no End.DT2U (encap seg6local rejected: "
+                    "lwt encapsulation type not supported (EOPNOTSUPP)); needs CONFIG_IPV6_SEG6_LWTUNNEL"
+                    in str(exc.value)), str(exc.value)
         assert exc.value.where is HERE
         return
     dp.start_node(ns, [], [sid])
@@ -193,7 +215,25 @@ def test_end_dt2u_sid(netns):
     assert nla.seg6local_of(route)["l2dev"] == ns.ipr.link_lookup(ifname="p0")[0]
 
 
+def test_sids_refused_without_seg6local(netns):
+    """On a kernel without seg6 lwtunnel, a SID is a DatapathError at its
+    YAML place with the probe's reason (the option to enable), never the
+    bare 'lwt encapsulation type not supported'."""
+    if KernelDatapath.probe().has("End"):
+        pytest.skip(f"kernel {os.uname().release} has seg6local (test_sid_errors_carry_kernel_text_and_place "
+                    "runs instead); boot one without it: testbed vm --kernel ../shared/kernels/no-seg6-6.12/bzImage")
+    ns = netns("n")
+    for sid in (Sid(ipaddress.IPv6Network("fcff::e/128"), "End", where=HERE),
+                Sid(ipaddress.IPv6Network("fcff::d2/128"), "End.DX2", oif="lo", where=HERE)):
+        with pytest.raises(DatapathError) as exc:
+            KernelDatapath().start_node(ns, [], [sid])
+        assert str(exc.value) == (f"SID {sid.sid} ({sid.action}): kernel datapath: "
+                                  f"{KernelDatapath.probe().missing[sid.action]}")
+        assert "CONFIG_IPV6_SEG6_LWTUNNEL" in str(exc.value) and exc.value.where is HERE
+
+
 def test_sid_errors_carry_kernel_text_and_place(netns):
+    require_kernel("End", "End.X", "End.DX2")
     ns = netns("n")
     dp = KernelDatapath()
     end = Sid(ipaddress.IPv6Network("fcff::e/128"), "End", where=HERE)
@@ -223,6 +263,7 @@ def test_end_dx2_forwards_inner_frame(netns):
 
     from testbed.srv6.srh import encode_srh
 
+    require_kernel("End", "End.X", "End.DX2")
     a, rt, b = netns("hs-a"), netns("rt"), netns("hs-b")
     veth(a, "a0", rt, "r0")
     veth(rt, "r1", b, "b0")

@@ -19,8 +19,9 @@ from testbed.pytest_plugin import unique_lab_name
 
 pytestmark = pytest.mark.usefixtures("need_root")
 
-# Two hosts behind two routers joined by an SRv6 underlay; hs-1 and hs-2 are
-# in one L2 segment through route-based l2encap + End.DX2 one way.
+# Two hosts behind two routers joined by an SRv6 underlay with SIDs (End.DX2,
+# a counting End): the kernel's where it has seg6local, else the reference
+# datapath's, so the engine's life cycle is tested on any host.
 UNDERLAY = textwrap.dedent("""\
     name: under
     nodes:
@@ -41,7 +42,6 @@ UNDERLAY = textwrap.dedent("""\
           veth-rt2: {addresses: ["fcf0:0:1:2::1/64"]}
         routes:
           - {dst: "fcff:2::/32", via: "fcf0:0:1:2::2", table: 90}
-          - {dst: 10.0.1.0/24, dev: veth-rt2, encap: {type: seg6, mode: encap, segs: ["fcff:2::100"]}}
         rules:
           - {to: "fcff::/16", lookup: 90, prio: 999}
         sids:
@@ -61,6 +61,21 @@ UNDERLAY = textwrap.dedent("""\
       - [rt-1:veth-rt2, rt-2:veth-rt1]
       - [rt-2:veth-hs, hs-2:veth0]
     """)
+
+
+# The same with rt-1 sending hs-1's IPv4 packets to rt-2's End SID through a
+# route-based `encap seg6`: a kernel object on every datapath (the host's
+# seg6 lwtunnel), inserted after the route to fcff:2::/32.
+ROUTE_ENCAP = UNDERLAY.replace(
+    """      - {dst: "fcff:2::/32", via: "fcf0:0:1:2::2", table: 90}\n""",
+    """      - {dst: "fcff:2::/32", via: "fcf0:0:1:2::2", table: 90}\n"""
+    """      - {dst: 10.0.1.0/24, dev: veth-rt2, encap: {type: seg6, mode: encap, segs: ["fcff:2::100"]}}\n""")
+assert ROUTE_ENCAP != UNDERLAY
+
+
+def sids_as_configured(sids: list[dict]) -> list[dict]:
+    """A node's SIDs from `status --json`, less what only one datapath reports."""
+    return [{k: v for k, v in s.items() if k in ("sid", "action", "table", "oif", "l2dev", "nh6")} for s in sids]
 
 
 def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -111,8 +126,8 @@ def test_cli_up_status_exec_down(underlay_file):
         assert ifs["veth-rt2"]["addresses"] == ["fcf0:0:1:2::1/64"]
         assert ifs["veth-hs"]["state"] == "UP"
         assert {"prio": 999, "lookup": 90, "family": 6, "to": "fcff::/16"} in rt1["rules"]
-        assert rt1["sids"] == [{"sid": "fcff:1::100/128", "action": "End.DX2", "table": 90,
-                                "dev": "veth-hs", "oif": "veth-hs"}]
+        assert sids_as_configured(rt1["sids"]) == [
+            {"sid": "fcff:1::100/128", "action": "End.DX2", "table": 90, "oif": "veth-hs"}]
         text = cli("status", name).stdout
         assert "fcff:2::/32 via fcf0:0:1:2::2 dev veth-rt2 table 90" in text
 
@@ -263,18 +278,27 @@ def test_topology_error_builds_nothing(tmp_path):
     assert "nothing was built" in p.stderr
 
 
-def test_in_process_lab_sysctls_and_srv6_underlay(make_lab, underlay_file):
-    """Defaults (forwarding on routers only, no DAD) and the routed SRv6 path:
-    rt-1 encapsulates hs-1's IPv4 packets towards fcff:2::100 (policy rule ->
-    table 90 -> underlay), rt-2's counting End SID receives every one of them.
-    With one segment, Segments Left is 0 at the End SID, so the kernel drops
-    each packet and counts it as an error (RFC 8754 4.3.1.1)."""
+def test_in_process_lab_sysctl_defaults(make_lab, underlay_file):
+    """Defaults: forwarding and seg6_enabled on routers only, no DAD."""
     lab = make_lab(underlay_file)
     rt2 = lab.node("rt-2")
     assert rt2.read_sysctl("net.ipv6.conf.all.forwarding") == "1"
     assert rt2.read_sysctl("net.ipv6.conf.default.seg6_enabled") == "1"
     assert lab.node("hs-1").read_sysctl("net.ipv6.conf.all.forwarding") == "0"
     assert lab.node("hs-1").read_sysctl("net.ipv6.conf.all.accept_dad") == "0"
+
+
+def test_route_based_encap_reaches_the_end_sid(make_lab, tmp_path):
+    """The routed SRv6 path: rt-1 encapsulates hs-1's IPv4 packets towards
+    fcff:2::100 (policy rule -> table 90 -> underlay), rt-2's counting End
+    SID receives every one of them.  With one segment, Segments Left is 0 at
+    the End SID, so the kernel drops each packet and counts it as an error
+    (RFC 8754 4.3.1.1).  Needs the host's seg6 lwtunnel (make_lab SKIPs
+    with the probe's reason where it is missing)."""
+    path = tmp_path / "encap.yaml"
+    path.write_text(ROUTE_ENCAP)
+    lab = make_lab(str(path))
+    rt2 = lab.node("rt-2")
     end_sid = lab.topo.nodes["rt-2"].sids[0]
     before = lab.datapath.sid_counters(rt2, end_sid)
     p = subprocess.run(["ip", "netns", "exec", lab.node("hs-1").name, "ping", "-c3", "-i0.2", "-W1",
@@ -296,3 +320,29 @@ def test_a_record_with_fields_of_a_newer_version_is_read_not_reaped():
     assert back == rec
     old = {k: v for k, v in data.items() if k not in ("uid", "run", "datapath_why")}
     assert state.Record.from_json(old).uid is None  # from before uids: nobody's, not the reader's
+
+
+def test_route_encap_refused_before_building_where_the_kernel_lacks_seg6(tmp_path):
+    """On a host without seg6 lwtunnel, `up` of a topology with a route-based
+    `encap seg6` refuses before building anything, in one message: the
+    route's file:line:col, the missing option and what to do; the same
+    topology without that route comes up on the reference datapath."""
+    from testbed.datapaths.kernel import KernelDatapath
+
+    if KernelDatapath.probe().has("encap seg6"):
+        pytest.skip(f"kernel {os.uname().release} has seg6 lwtunnel: nothing to refuse; "
+                    "boot one without it: testbed vm --kernel ../shared/kernels/no-seg6-6.12/bzImage")
+    path = tmp_path / "encap.yaml"
+    path.write_text(ROUTE_ENCAP)
+    line = ROUTE_ENCAP.splitlines().index(
+        """      - {dst: 10.0.1.0/24, dev: veth-rt2, encap: {type: seg6, mode: encap, segs: ["fcff:2::100"]}}""") + 1
+    name = unique_lab_name("n")
+    for datapath in ("ref", "auto", "kernel"):
+        p = cli("up", str(path), "--name", name, "--datapath", datapath, check=False)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+        msg = p.stderr.strip()
+        assert msg.startswith(f"testbed: error: {path}:{line}:9: rt-1: route 10.0.1.0/24 (encap seg6 mode encap) "
+                              "needs the kernel's encap seg6: kernel "), msg
+        assert "has no seg6 encapsulation routes" in msg and "CONFIG_IPV6_SEG6_LWTUNNEL" in msg, msg
+        assert "testbed vm --kernel" in msg and len(msg.splitlines()) == 1, msg
+        assert lab_traces(name) == []

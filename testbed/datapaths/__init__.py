@@ -19,6 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
 # Features a datapath may provide; probe() reports the missing ones with a reason.
 FEATURES = ("srl2", "End", "End.X", "End.DX2", "End.DT2U")
 
+# What only the host's kernel provides, whichever datapath a lab runs on:
+# a route-based `encap seg6` route is a kernel object in every lab.  The
+# kernel probe reports it beside FEATURES; the reference datapath has no
+# substitute for it.
+ENCAP_SEG6 = "encap seg6"
+HOST_FEATURES = (ENCAP_SEG6,)
+
 # Device counters, by the kernel's names (struct rtnl_link_stats64).
 COUNTERS = (
     "rx_packets", "rx_bytes", "rx_errors", "rx_dropped",

@@ -18,8 +18,9 @@ from pyroute2 import NetlinkError
 
 from testbed import linux, state
 from testbed.srv6 import nla, seg6
+from testbed.srv6.seg6encap import seg6_route_encap
 from testbed.kerror import errno_name, kernel_text
-from testbed.datapaths import COUNTERS, FEATURES, Datapath, DatapathError, Probe
+from testbed.datapaths import COUNTERS, ENCAP_SEG6, FEATURES, HOST_FEATURES, Datapath, DatapathError, Probe
 
 if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
@@ -30,17 +31,24 @@ SRL2_BUILD_HINT = (
     "build a kernel with the srl2 series (\"seg6: SRv6 L2 VPN with End.DT2U and srl2 device\") "
     "applied and srl2 enabled"
 )
-SEG6LOCAL_BUILD_HINT = "needs CONFIG_IPV6_SEG6_LWTUNNEL"
+SEG6_OPTION = "CONFIG_IPV6_SEG6_LWTUNNEL"
+SEG6LOCAL_BUILD_HINT = f"needs {SEG6_OPTION}"
+# What to do on a host without it: the lab (or test) runs in a VM of a
+# kernel that has it.
+SEG6_VM_HINT = ("run it on a kernel built with it, e.g. in a VM: "
+                "testbed vm --kernel IMAGE -- CMD (README, \"Testing a kernel\")")
+ALL_FEATURES = FEATURES + HOST_FEATURES
 
 # Probe cache: <state dir>/cache/probe-<release>.json.  Not directly in the
 # state dir, where every *.json is a lab record (testbed.state).
-CACHE_SCHEMA = 2  # bump when reasons or the probe change
+CACHE_SCHEMA = 3  # bump when reasons or the probe change
 CACHE_ENV = "TESTBED_PROBE_CACHE"  # "0": neither read nor write the file cache
 
 # Addresses used inside the scratch namespace only.
 _PROBE_SID = "fc00:7b::{}"
 _PROBE_NH6 = "fc00:7b::ff"
 _PROBE_SEG = "fc00:7b::a"
+_PROBE_DST = "fc00:7c::/64"
 
 
 # --------------------------------------------------------------------------
@@ -61,12 +69,23 @@ def srl2_reason(e: NetlinkError, release: str) -> str:
     return f"kernel {release} refused an srl2 device with a valid one-SID SRH: {kernel_text(e)}"
 
 
+def encap_reason(e: NetlinkError, release: str) -> str:
+    """Why a route-based `encap seg6` route could not be made."""
+    code = abs(e.code) if isinstance(e.code, int) else 0
+    if code == errno.EOPNOTSUPP:
+        return (f"kernel {release} has no seg6 encapsulation routes "
+                f"(encap seg6 rejected: {kernel_text(e)}); {SEG6LOCAL_BUILD_HINT}; {SEG6_VM_HINT}")
+    return f"kernel {release} refused a valid encap seg6 route: {kernel_text(e)}"
+
+
 def action_reason(action: str, e: NetlinkError, release: str) -> str:
     code = abs(e.code) if isinstance(e.code, int) else 0
     number = seg6.ACTIONS[action]
-    if code == errno.EOPNOTSUPP and action == "End":
-        return (f"kernel {release} has no seg6local routes "
-                f"(encap seg6local rejected: {kernel_text(e)}); {SEG6LOCAL_BUILD_HINT}")
+    # EOPNOTSUPP is the lwtunnel core's answer to an unknown encap type: no
+    # seg6local at all, whichever action asked (an unknown action is EINVAL).
+    if code == errno.EOPNOTSUPP:
+        return (f"kernel {release} has no seg6local routes, so no {action} "
+                f"(encap seg6local rejected: {kernel_text(e)}); {SEG6LOCAL_BUILD_HINT}; {SEG6_VM_HINT}")
     what = f"kernel {release} has no {action} (seg6local action {number} rejected: {kernel_text(e)})"
     if action == "End.DT2U":
         what += f"; {SRL2_BUILD_HINT}"
@@ -138,7 +157,7 @@ def probe_kernel() -> Probe:
         sock = linux.scratch_rtnetlink()
     except OSError as e:
         why = f"cannot create a scratch network namespace to probe the kernel: {e}"
-        return Probe(NAME, {f: why for f in FEATURES})
+        return Probe(NAME, {f: why for f in ALL_FEATURES})
     ipr = IPRoute(fileno=sock.detach(), ext_ack=True)
     try:
         ipr.link("set", index=1, state="up")  # lo: seg6local routes need an up device
@@ -150,6 +169,13 @@ def probe_kernel() -> Probe:
             nla.add_srl2(ipr, "tbprobe-srl2", encode_srh([_PROBE_SEG]))
         except NetlinkError as e:
             missing["srl2"] = srl2_reason(e, release)
+
+        # Route-based encapsulation: a route through lo with a one-SID SRH.
+        try:
+            ipr.route("add", dst=_PROBE_DST, oif=1,
+                      encap=seg6_route_encap("encap", [_PROBE_SEG]))
+        except NetlinkError as e:
+            missing[ENCAP_SEG6] = encap_reason(e, release)
 
         # A bridge with a veth port: the port is End.DT2U's l2dev, the
         # other end End.DX2's oif.
@@ -180,11 +206,11 @@ def probe_kernel() -> Probe:
                 missing[action] = action_reason(action, e, release)
     except NetlinkError as e:  # lo up failed: nothing can be told
         why = f"cannot probe the kernel: {kernel_text(e)}"
-        for f in FEATURES:
+        for f in ALL_FEATURES:
             missing.setdefault(f, why)
     finally:
         ipr.close()
-    return Probe(NAME, {f: missing[f] for f in FEATURES if f in missing})
+    return Probe(NAME, {f: missing[f] for f in ALL_FEATURES if f in missing})
 
 
 # --------------------------------------------------------------------------
@@ -209,7 +235,7 @@ class KernelDatapath(Datapath):
     def _probe_uncached(cls, refresh: bool) -> Probe:
         not_root = linux.is_root_capable()
         if not_root:
-            return Probe(NAME, {f: not_root for f in FEATURES})
+            return Probe(NAME, {f: not_root for f in ALL_FEATURES})
         use_file = os.environ.get(CACHE_ENV, "1") != "0"
         key = _cache_key()
         if use_file and not refresh:
@@ -279,7 +305,12 @@ class KernelDatapath(Datapath):
                 oif=oif, l2dev=l2dev, table=sid.table, count=sid.count,
             )
         except NetlinkError as e:
-            reason = self.probe().missing.get(sid.action) if not _has_extack(e) else None
+            # The probe's reason where the kernel lacks the action: it says
+            # what to enable, which the bare refusal does not (EOPNOTSUPP's
+            # extack is only "lwt encapsulation type not supported").
+            code = abs(e.code) if isinstance(e.code, int) else 0
+            lacks = not _has_extack(e) or code == errno.EOPNOTSUPP
+            reason = self.probe().missing.get(sid.action) if lacks else None
             if reason is not None:
                 msg = f"{what}: {self.name} datapath: {reason}"
             else:

@@ -3,10 +3,45 @@ from __future__ import annotations
 
 import os
 
-from testbed.datapaths import Datapath, DatapathError
-from testbed.model import Topology
+from testbed.datapaths import ENCAP_SEG6, Datapath, DatapathError
+from testbed.errors import MissingCapability
+from testbed.model import Topology, Where
 
 CHOICES = ("auto", "kernel", "ref")
+
+
+def kernel_objects(topo: Topology, datapath: str) -> list[tuple[str, str, Where]]:
+    """What of `topo` the host's kernel must make itself on `datapath`,
+    in file order: (feature, what, where).  Route-based encapsulation is
+    the kernel's on every datapath; srl2 devices and SIDs only on the
+    kernel datapath (the reference models them)."""
+    found: list[tuple[str, str, Where]] = []
+    for node in topo.nodes.values():
+        for route in node.routes:
+            if route.encap is not None:
+                found.append((ENCAP_SEG6, f"{node.name}: route {route.dst} (encap seg6 mode {route.encap.mode})",
+                              route.where))
+        if datapath == "kernel":
+            found += [("srl2", f"{node.name}: srl2 {d.name}", d.where) for d in node.srl2.values()]
+            found += [(s.action, f"{node.name}: SID {s.sid} ({s.action})", s.where) for s in node.sids]
+    return sorted(found, key=lambda f: (f[2].file, f[2].line, f[2].col))
+
+
+def require(topo: Topology, datapath: str) -> None:
+    """Refuse, before anything is built, a lab that needs of the host's
+    kernel what it lacks: one message at the first object (file:line:col)
+    that needs it, the probe's reason (the missing option) and what to do."""
+    needs = kernel_objects(topo, datapath)
+    if not needs:
+        return
+    from testbed.datapaths.kernel import KernelDatapath
+
+    probe = KernelDatapath.probe()
+    for feature, what, where in needs:
+        if not probe.has(feature):
+            hint = "" if feature == ENCAP_SEG6 else "; use `--datapath ref` for the reference datapath"
+            raise MissingCapability(f"{what} needs the kernel's {feature}: {probe.missing[feature]}{hint}",
+                                    where)
 
 
 def features_used(topo: Topology) -> list[str]:
@@ -31,6 +66,7 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
     choice, source = _asked(topo, override)
     if choice not in CHOICES:
         raise DatapathError(f"datapath must be one of {', '.join(CHOICES)}, not {choice!r}")
+    require(topo, "ref")  # what every datapath needs of the kernel (route-based encap)
     used = features_used(topo)
     if not used:
         return None
@@ -44,6 +80,7 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
             dp.why = source if choice == "kernel" else f"auto: this kernel has {', '.join(used)}"
             return dp
         if choice == "kernel":
+            require(topo, "kernel")  # raises, at the first device or SID the kernel cannot make
             raise DatapathError(f"{reason}; use `--datapath ref` for the reference datapath")
         why = f"auto: {reason.removeprefix('kernel datapath: ')}"
     else:
@@ -56,6 +93,18 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
     dp = RefDatapath(rundir)
     dp.why = why
     return dp
+
+
+def host_lacks(topo: Topology, datapath: str = "auto") -> str | None:
+    """Why this host cannot build `topo` on `datapath` (the message `up`
+    would refuse with), or None: for tests and tools that skip instead."""
+    try:
+        require(topo, "ref")
+        if datapath == "kernel":
+            require(topo, "kernel")
+    except MissingCapability as e:
+        return str(e)
+    return None
 
 
 def _asked(topo: Topology, override: str | None) -> tuple[str, str]:
