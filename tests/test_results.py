@@ -52,10 +52,11 @@ def test_a_last_line_cut_short_is_tolerated_and_trimmed_on_resume(tmp_path):
 
 
 def test_a_broken_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
+    header = json.dumps(Header().to_dict())
     with pytest.raises(RecordError, match=r"x.jsonl:2: not a JSON line"):
-        parse_lines(['{"type": "header"}', "garbage", '{"type": "case", "nodeid": "a"}'], "x.jsonl")
+        parse_lines([header, "garbage", '{"type": "case", "nodeid": "a", "outcome": "passed"}'], "x.jsonl")
     with pytest.raises(RecordError, match="neither a header nor a case"):
-        parse_lines(['{"type": "header"}', '{"what": 1}'], "x.jsonl")
+        parse_lines([header, '{"what": 1}'], "x.jsonl")
     with pytest.raises(RecordError, match="no such record"):
         read(str(tmp_path / "missing.jsonl"))
 
@@ -176,18 +177,76 @@ def test_junit_survives_control_characters_in_kernel_lines():
 # ---- HTML -------------------------------------------------------------------------
 
 
-def test_html_page_has_catalogue_diff_picture_crash_and_relative_pcap_links():
-    page = html.page(sample(), base="/tmp/out")
+def test_html_page_has_catalogue_diff_picture_crash_and_relative_pcap_links(tmp_path):
+    kept = tmp_path / "out" / "pcaps" / "x" / "t1-rt-1-veth-rt2.pcap"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"pcap")
+    rec = sample()
+    rec.cases[0].pcaps = [str(kept)]
+    page = html.page(rec, base=str(tmp_path / "out"))
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
     assert '<a href="pcaps/x/t1-rt-1-veth-rt2.pcap">t1-rt-1-veth-rt2.pcap</a>' in page
     assert '<mark class="exp">64</mark>' in page and "<mark>1</mark>" in page
     assert "| [a] |v0--v1| (b) |" in page  # the lab's picture, as it is
     assert "kernel BUG at net/core/skbuff.c:209!" in page and "add_grec+0x1a2/0x3c0" in page
-    assert re.search(r'<td><b>H5</b></td><td><span class="v FAIL">FAIL</span>', page)
-    assert re.search(r'<td><b>S3</b></td><td><span class="v CRASH">CRASH</span>', page)
+    assert re.search(r'<td class="id"><b>H5</b></td><td><span class="v FAIL">FAIL</span>', page)
+    assert re.search(r'<td class="id"><b>S3</b></td><td><span class="v CRASH">CRASH</span>', page)
     rec = sample()
     rec.cases[0].message = "<script>alert(1)</script>"
     assert "<script>alert" not in html.page(rec)
+
+
+def test_html_says_pcap_not_kept_where_the_file_is_gone(tmp_path):
+    """A record from another machine (the baseline's /tmp/rfc-base) or
+    without its results directory: no dead links.  A relative path is
+    taken from the record's directory."""
+    (tmp_path / "rec" / "pcaps").mkdir(parents=True)
+    (tmp_path / "rec" / "pcaps" / "here.pcap").write_bytes(b"pcap")
+    rec = sample()
+    rec.path = str(tmp_path / "rec" / "r.jsonl")
+    rec.cases[0].pcaps = [str(tmp_path / "gone" / "t1-rt-1-veth-rt2.pcap"), "pcaps/here.pcap", "pcaps/nothere.pcap"]
+    page = html.page(rec, base=str(tmp_path / "page"))
+    assert ("<p><b>pcaps</b>: <span class='muted'>t1-rt-1-veth-rt2.pcap (pcap not kept)</span>, "
+            '<a href="../rec/pcaps/here.pcap">here.pcap</a>, '
+            "<span class='muted'>nothere.pcap (pcap not kept)</span></p>") in page
+
+
+def test_the_baselines_html_has_no_dead_pcap_link(tmp_path, capsys):
+    out = tmp_path / "x.html"
+    assert main(["report", "baselines/srl2-rfc-6.12.jsonl", "--html", str(out), "--exit-zero"]) == 0
+    page = out.read_text()
+    links = re.findall(r'<a href="([^"#]+\.pcap)">', page)
+    assert all((tmp_path / link).exists() for link in links)
+    assert len(links) + page.count(" (pcap not kept)</span>") == 14
+    assert "expected , " not in page
+
+
+NOTE_WITHOUT_EXPECTED = {"id": "N6", "clause": "srl2 patch (netns move)", "verdict": "note",
+                         "what": "moving srl2 to another netns", "expected": "",
+                         "seen": "allowed; it then routes in the new netns"}
+
+
+def test_a_check_without_an_expected_value_reads_as_what_was_seen():
+    rec = sample()
+    rec.cases[3].checks = [NOTE_WITHOUT_EXPECTED]
+    line = "N6 [srl2 patch (netns move)] moving srl2 to another netns: seen allowed; it then routes in the new netns"
+    assert line in " ".join(findings.text(rec).split())
+    assert f"# note: {line}" in ktap.ktap(rec).splitlines()
+    assert f"NOTE N6 {line[3:]}" in junit.junit(rec)
+    assert "expected ," not in html.page(rec) + findings.text(rec) + junit.junit(rec)
+    assert "<td class='mono'>allowed; it then routes in the new netns</td>" in html.page(rec)  # nothing to mark
+    failed = findings.Finding("fail", "D1", "", "outer packet", "identical to the reference's", "", "n", "kernel")
+    assert failed.line() == "D1 outer packet: expected identical to the reference's"
+
+
+def test_html_ids_do_not_wrap_and_node_ids_wrap_only_after_separators():
+    page = html.page(sample())
+    assert "break-all" not in page and "anywhere" not in page
+    assert re.search(r"\.id \{[^}]*white-space: nowrap", page)
+    # the findings table's ID column, the checks' ID column and the catalogue's
+    assert "<td class='id'><b>H5</b></td>" in page and '<td class="id"><b>N6</b></td>' in page
+    assert "<h3>cases/<wbr>test_<wbr>headers.py::<wbr>test_<wbr>hop_<wbr>limit[kernel]</h3>" in page
+    assert ">test_<wbr>headers.py::<wbr>test_<wbr>hop_<wbr>limit[kernel]</a>" in page
 
 
 def test_diff_pair_marks_the_fields_that_differ():
@@ -267,7 +326,7 @@ def test_crashes_file_tolerates_a_cut_line(tmp_path):
 def test_cli_report_and_compare(tmp_path, capsys):
     path = write_record(tmp_path / "r.jsonl", sample())
     assert main(["report", path, "--text", "--html", str(tmp_path / "r.html"), "--junit",
-                 str(tmp_path / "j.xml"), "--ktap", str(tmp_path / "k.tap")]) == 0
+                 str(tmp_path / "j.xml"), "--ktap", str(tmp_path / "k.tap")]) == 1  # the sample has failures
     out = capsys.readouterr().out
     assert out.startswith("srl2 conformance findings") and f"wrote {tmp_path / 'r.html'}" in out
     assert (tmp_path / "k.tap").read_text().startswith("KTAP version 1")

@@ -62,10 +62,10 @@ def test_the_record_has_every_case_with_its_verdict(runs):
 
 
 def test_report_writes_text_html_junit_ktap(runs):
-    tmp, _, bad = runs
+    tmp, good, bad = runs
     html, xml, tap = tmp / "page" / "r.html", tmp / "r.xml", tmp / "r.tap"
     p = cli("report", bad, "--text", "--html", str(html), "--junit", str(xml), "--ktap", str(tmp / "r.tap"))
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # the run has a failure: a CI step goes red
     assert "Deviations (1):" in p.stdout and f"case: {H5_CASE}" in p.stdout
     page = html.read_text()
     links = re.findall(r'<a href="([^"#]+\.pcap)">', page)
@@ -74,6 +74,8 @@ def test_report_writes_text_html_junit_ktap(runs):
     assert failure is not None and re.search(r"expected 33, (got|seen) 1", failure.get("message"))
     assert re.search(r"^not ok 1 cases/test_headers.py::test_hop_limit_of_the_underlay_device\[ref\]$",
                      tap.read_text(), re.M)
+    assert tap.read_text().splitlines()[-1] == "# Totals: pass:1 fail:1 xfail:0 xpass:0 skip:0 error:0"
+    assert cli("report", good, "--ktap", str(tmp / "good.tap")).returncode == 0  # a clean run: green
 
 
 def test_compare_a_run_with_itself_and_with_a_regression(runs):

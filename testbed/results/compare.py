@@ -6,8 +6,11 @@ The unit is a (case, ID) verdict, so a case that failed on H5 and now fails
 on H1 shows H1 as newly failing and H5 as fixed.  Cases are matched on
 their file and test name: the path before `cases/` (guest vs host, or
 another checkout) does not count, nor the datapath parameter when each run
-has one datapath of its own (kernel vs ref).  Something newly failing, or a
-new crash, makes the exit status 1, as a CI wants.
+has one datapath of its own (kernel vs ref).  Something newly failing, a
+new crash, a case of the baseline missing from the new run (or lost to its
+last line cut short), or a new run without any case makes the exit status
+1, as a CI wants: a run that ran nothing must not pass for one that changed
+nothing.  `allow_missing` accepts a run of part of the suite.
 """
 from __future__ import annotations
 
@@ -92,9 +95,45 @@ class Comparison:
     not_checked: list[Change] = field(default_factory=list)   # bad before, skipped now
     missing: list[str] = field(default_factory=list)          # in the baseline only
     added: list[str] = field(default_factory=list)            # in the new run only
+    new_path: str = ""
+    new_cases: int = 0
+    cut: str = ""              # the new record's last line cut short: where, else ""
+    allow_missing: bool = False
+
+    def failures(self) -> list[str]:
+        """What makes the exit status 1, in the verdict line's words."""
+        out = []
+        if self.newly_failing:
+            cases = len({c.nodeid for c in self.newly_failing})
+            out.append(f"{len(self.newly_failing)} newly failing ID verdicts in {cases} case{'s' * (cases != 1)}")
+        if self.new_crashes:
+            out.append(f"{len(self.new_crashes)} new crash{'es' * (len(self.new_crashes) != 1)}")
+        if self.missing and not self.allow_missing:
+            out.append(f"{_cases(len(self.missing))} of the baseline missing")
+        if self.cut and not self.allow_missing:
+            out.append("the new record's last line cut short")
+        if not self.new_cases:
+            out.append("no case in the new run")
+        return out
 
     def exit_status(self) -> int:
-        return 1 if self.newly_failing or self.new_crashes else 0
+        return 1 if self.failures() else 0
+
+    def notices(self) -> list[str]:
+        """One line each for what a CI log must show besides the verdicts:
+        the missing cases (the first few), a cut record, a run of nothing."""
+        out = []
+        if self.missing and not self.allow_missing:
+            more = len(self.missing) - MISSING_SHOWN
+            names = ", ".join(self.missing[:MISSING_SHOWN]) + (f" and {more} more" if more > 0 else "")
+            out.append(f"{_cases(len(self.missing))} of the baseline missing from {self.new_path}: {names}; "
+                       "--allow-missing compares what ran")
+        if self.cut:
+            out.append(f"{self.cut}; that case is not compared"
+                       + ("" if self.allow_missing else "; --allow-missing compares what ran"))
+        if not self.new_cases and (self.allow_missing or not self.missing):
+            out.append(f"{self.new_path}: no case in the new run: nothing to compare")
+        return out
 
     def to_dict(self) -> dict:
         return {**asdict(self), "exit_status": self.exit_status()}
@@ -104,11 +143,19 @@ def _keyed(record: Record, drop: bool) -> dict[str, Case]:
     return {case_key(c, drop): c for c in record.cases}
 
 
-def compare(baseline: Record, new: Record) -> Comparison:
+MISSING_SHOWN = 3  # missing cases named in the one-line notice; the text lists them all
+
+
+def _cases(n: int) -> str:
+    return f"{n} case{'s' * (n != 1)}"
+
+
+def compare(baseline: Record, new: Record, allow_missing: bool = False) -> Comparison:
     dps_b, dps_n = baseline.datapaths(), new.datapaths()
     drop = dps_b != dps_n and len(dps_b) <= 1 and len(dps_n) <= 1
     before, after = _keyed(baseline, drop), _keyed(new, drop)
-    out = Comparison(_describe(baseline), _describe(new))
+    out = Comparison(_describe(baseline), _describe(new), new_path=new.path, new_cases=len(new.cases),
+                     cut=new.cut_text() if new.truncated else "", allow_missing=allow_missing)
     out.missing = [before[k].nodeid for k in before if k not in after]
     for key, case in after.items():
         old = before.get(key)
@@ -174,12 +221,6 @@ def text(cmp: Comparison) -> str:
             out.append(f"{title} ({len(nodeids)}):")
             out += [f"  {n}" for n in nodeids]
             out.append("")
-    parts = []
-    if cmp.newly_failing:
-        cases = len({c.nodeid for c in cmp.newly_failing})
-        parts.append(f"{len(cmp.newly_failing)} newly failing ID verdicts in {cases} case{'s' * (cases != 1)}")
-    if cmp.new_crashes:
-        parts.append(f"{len(cmp.new_crashes)} new crash{'es' * (len(cmp.new_crashes) != 1)}")
-    verdict = ", ".join(parts) or "nothing newly failing, no new crash"
+    verdict = ", ".join(cmp.failures()) or "nothing newly failing, no new crash"
     out.append(f"verdict: {verdict} (exit status {cmp.exit_status()})")
     return "\n".join(out) + "\n"

@@ -14,7 +14,7 @@ import textwrap
 from dataclasses import dataclass
 
 from testbed.results.record import Case, Record
-from testbed.results.verdicts import clause, title
+from testbed.results.verdicts import BAD, catalogue_ids, clause, id_verdicts, title
 
 KINDS = ("crash", "fail", "error", "note")
 
@@ -37,9 +37,15 @@ class Finding:
     def body(self) -> str:
         """The line without its ID."""
         head = f"[{self.clause}] " if self.clause else ""
-        if self.expected or self.seen:
-            return f"{head}{self.what}: expected {self.expected}, seen {self.seen}"
-        return f"{head}{self.what}"
+        both = expected_seen(self.expected, self.seen)
+        return f"{head}{self.what}: {both}" if both else f"{head}{self.what}"
+
+
+def expected_seen(expected: str, seen: str) -> str:
+    """`expected X, seen Y`, leaving out a side the check left empty: a
+    note records what it saw where nothing is expected (N6: the move is
+    allowed by the RFC series, refused by later revisions)."""
+    return ", ".join(p for p in (f"expected {expected}" if expected else "", f"seen {seen}" if seen else "") if p)
 
 
 def first_line(text: str) -> str:
@@ -118,6 +124,28 @@ def summary_line(record: Record) -> str:
     counts = record.counts()
     parts = [f"{n} {o}" for o, n in counts.items() if n]
     return f"{len(record.cases)} cases: " + ", ".join(parts) if parts else "no cases"
+
+
+def exit_status(record: Record) -> int:
+    """`testbed report`'s status: 1 unless the run is clean (a case at
+    least, none failed, crashed or in error, none lost to a cut line)."""
+    return 1 if not record.cases or record.truncated or any(c.bad for c in record.cases) else 0
+
+
+def summary(record: Record) -> dict:
+    """What a CI step reads of a run (`testbed report --json`)."""
+    bad_ids = {cid for c in record.cases for cid, v in id_verdicts(c).items() if v in BAD}
+    return {
+        "record": record.path, "release": record.header.release, "boots": record.boots,
+        "datapaths": record.datapaths() or record.header.datapaths, "cases": len(record.cases),
+        "counts": record.counts(),
+        "failing": [c.nodeid for c in record.cases if c.bad],
+        "failing_ids": [cid for cid in catalogue_ids(record.cases) if cid in bad_ids],
+        "crashes": [{"nodeid": c.nodeid, "kind": c.crash.kind if c.crash else "",
+                     "title": c.crash.title if c.crash else "", "boot": c.crash.boot if c.crash else c.boot,
+                     "release": release_of(record, c)} for c in record.cases if c.outcome == "crashed"],
+        "cut_line": record.cut_line or None,
+    }
 
 
 def run_line(record: Record) -> str:

@@ -20,10 +20,11 @@ from testbed.results.verdicts import catalogue_ids, cells, id_verdicts, title
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em 2em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { border-bottom: 2px solid #ddd; margin-top: 2em; }
-h3 { font-size: 1.05em; margin: 0 0 .4em; font-family: ui-monospace, monospace; word-break: break-all; }
+h3 { font-size: 1.05em; margin: 0 0 .4em; font-family: ui-monospace, monospace; }
 .meta { color: #555; margin: 0; }
 table { border-collapse: collapse; margin: .5em 0; }
-table.findings td.case { word-break: break-all; min-width: 14em; }
+table.findings td.case { min-width: 14em; }
+.id { white-space: nowrap; }
 th, td { border: 1px solid #ddd; padding: .25em .55em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } tr.area td { background: #fafafa; font-weight: 600; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .6em; overflow-x: auto; font-size: 13px; }
@@ -67,6 +68,14 @@ def diff_pair(expected: str, seen: str) -> tuple[str, str]:
     return "".join(ea), "".join(eb)
 
 
+def _nodeid(nodeid: str) -> str:
+    """A node id as HTML that may wrap only after `::`, `/` and `_` (a <wbr>
+    there): a long one does not widen its table, and neither a name nor a
+    parameter such as `[ref]` is broken mid-word as `word-break: break-all`
+    or `overflow-wrap: anywhere` would."""
+    return "<wbr>".join(escape(part) for part in re.split(r"(?<=::)|(?<=/)|(?<=_)", nodeid))
+
+
 def _anchor(n: int) -> str:
     return f"case-{n}"
 
@@ -93,13 +102,14 @@ def _findings_table(record: Record, anchors: dict[str, int]) -> str:
         return "<p>No findings: every case that ran passed.</p>"
     rows = []
     for f in found:
-        exp, seen = diff_pair(f.expected, f.seen) if (f.expected or f.seen) else ("", "")
-        name = escape(_short_nodeid(f.nodeid))
+        # a side left empty (a note of what was seen) is no difference to mark
+        exp, seen = diff_pair(f.expected, f.seen) if f.expected and f.seen else (escape(f.expected), escape(f.seen))
+        name = _nodeid(_short_nodeid(f.nodeid))
         link = f'<a href="#{_anchor(anchors[f.nodeid])}" title="{escape(f.nodeid)}">{name}</a>' \
             if f.nodeid in anchors else name
         word = {"crash": "CRASH", "fail": "FAIL", "error": "ERROR", "note": "NOTE"}[f.kind]
         rows.append([_v(word), f"<b>{escape(f.id)}</b>", escape(f.clause), escape(f.what), exp, seen, link])
-    head = [("", ""), ("ID", ""), ("clause", ""), ("what", ""), ("expected", "mono"), ("seen", "mono"),
+    head = [("", ""), ("ID", "id"), ("clause", ""), ("what", ""), ("expected", "mono"), ("seen", "mono"),
             ("case", "mono case")]
     return _table(head, rows, "findings")
 
@@ -127,7 +137,7 @@ def _kernel_notes(record: Record) -> str:
     cases = passed_with_kernel_problems(record)
     if not cases:
         return ""
-    items = "".join(f"<li><code>{escape(c.nodeid)}</code><pre>{escape(chr(10).join(kernel_lines(c)))}</pre></li>"
+    items = "".join(f"<li><code>{_nodeid(c.nodeid)}</code><pre>{escape(chr(10).join(kernel_lines(c)))}</pre></li>"
                     for c in cases)
     return f"<p><b>Kernel problems logged while passing cases ran</b> (the case judged them)</p><ul>{items}</ul>"
 
@@ -143,7 +153,7 @@ def _catalogue_table(record: Record) -> str:
                         f"{escape(catalogue.AREAS.get(area, ''))}</td></tr>")
         tds = "".join(f"<td>{_v(cell[(cid, dp)])}</td>" if (cid, dp) in cell else '<td class="none">-</td>'
                       for dp in dps)
-        rows.append(f"<tr><td><b>{escape(cid)}</b></td>{tds}<td>{escape(title(cid))}</td></tr>")
+        rows.append(f'<tr><td class="id"><b>{escape(cid)}</b></td>{tds}<td>{escape(title(cid))}</td></tr>')
     return (f"<table><tr><th>ID</th>{head}<th>behaviour</th></tr>" + "".join(rows) + "</table>"
             '<p class="muted">PASS* = some cases for this ID were skipped on this datapath; '
             "NOTE = a finding recorded without failing; ERROR = the case could not run its checks.</p>")
@@ -160,7 +170,7 @@ def _check_rows(checks: list[dict]) -> list[list[str]]:
     return rows
 
 
-_CHECK_HEAD = [("", ""), ("ID", ""), ("clause", ""), ("field", ""), ("expected", "mono"), ("seen", "mono")]
+_CHECK_HEAD = [("", ""), ("ID", "id"), ("clause", ""), ("field", ""), ("expected", "mono"), ("seen", "mono")]
 
 
 def _checks_table(case: Case) -> str:
@@ -197,15 +207,23 @@ def _crash_block(case: Case) -> str:
             f"<code>{escape(crash.title)}</code></p><pre>{escape(chr(10).join(lines))}</pre></div>")
 
 
-def _link(path: str, base: str) -> str:
-    rel = os.path.relpath(path, base) if os.path.isabs(path) else path
-    return f'<a href="{escape(rel)}">{escape(os.path.basename(path))}</a>'
+def _pcap(path: str, base: str, record_dir: str) -> str:
+    """A link to a kept pcap, relative to the page (`base`); a relative path
+    in the record is taken from the record's directory.  A pcap that is not
+    there (a record from another machine, such as the committed baseline,
+    or one copied without its results directory) is named, not linked: no
+    dead link."""
+    where = path if os.path.isabs(path) else os.path.join(record_dir, path)
+    name = escape(os.path.basename(path))
+    if not os.path.isfile(where):
+        return f"<span class='muted'>{name} (pcap not kept)</span>"
+    return f'<a href="{escape(os.path.relpath(where, base))}">{name}</a>'
 
 
-def _case_article(case: Case, n: int, base: str) -> str:
-    verdicts = " ".join(f"{escape(i)} {_v(v)}" for i, v in id_verdicts(case).items())
+def _case_article(case: Case, n: int, base: str, record_dir: str) -> str:
+    verdicts = " ".join(f'<span class="id">{escape(i)} {_v(v)}</span>' for i, v in id_verdicts(case).items())
     parts = [f'<article class="{escape(case.outcome)}" id="{_anchor(n)}">',
-             f"<h3>{escape(case.nodeid)}</h3>",
+             f"<h3>{_nodeid(case.nodeid)}</h3>",
              f"<p>{_v(case.outcome)} datapath <b>{escape(case.datapath)}</b> · {verdicts or 'no IDs'} · "
              f"{case.duration:.1f} s · boot {case.boot}</p>",
              _crash_block(case), _checks_table(case)]
@@ -221,13 +239,13 @@ def _case_article(case: Case, n: int, base: str) -> str:
                          f"<code>{escape(lab.get('source', ''))}</code></figcaption>"
                          f"<pre>{escape(lab['picture'])}</pre></figure>")
     if case.pcaps:
-        parts.append("<p><b>pcaps</b>: " + ", ".join(_link(p, base) for p in case.pcaps) + "</p>")
+        parts.append("<p><b>pcaps</b>: " + ", ".join(_pcap(p, base, record_dir) for p in case.pcaps) + "</p>")
     parts.append("</article>")
     return "\n".join(p for p in parts if p)
 
 
 def _plain_list(cases: list[Case], reason: bool) -> str:
-    rows = "".join(f"<tr><td class=mono>{escape(c.nodeid)}</td><td>"
+    rows = "".join(f"<tr><td class=mono>{_nodeid(c.nodeid)}</td><td>"
                    f"{escape(c.skip_reason) if reason else f'{c.duration:.1f} s'}</td></tr>" for c in cases)
     return f"<table>{rows}</table>"
 
@@ -246,6 +264,7 @@ def _facts(record: Record) -> str:
 def page(record: Record, base: str = ".") -> str:
     """The page; `base` is the directory it will be written to (pcap links are relative to it)."""
     h = record.header
+    record_dir = os.path.dirname(os.path.abspath(record.path)) if record.path else os.getcwd()
     bad = [c for c in record.cases if c.bad]
     bad.sort(key=lambda c: ("crashed", "failed", "error").index(c.outcome))
     anchors = {c.nodeid: n for n, c in enumerate(bad, 1)}
@@ -264,7 +283,7 @@ def page(record: Record, base: str = ".") -> str:
         _findings_table(record, anchors), _kernel_notes(record),
         '<h2 id="catalogue">Catalogue</h2>', _catalogue_table(record),
         f'<h2 id="failures">Failures ({len(bad)})</h2>',
-        *[_case_article(c, anchors[c.nodeid], base) for c in bad],
+        *[_case_article(c, anchors[c.nodeid], base, record_dir) for c in bad],
         f'<h2 id="skipped">Skipped ({len(skipped)})</h2>', _plain_list(skipped, True),
         f'<h2 id="passed">Passed ({len(passed)})</h2>',
         f"<details><summary>{len(passed)} cases</summary>{_plain_list(passed, False)}</details>",

@@ -15,7 +15,7 @@ import re
 import socket
 import xml.etree.ElementTree as ET
 
-from testbed.results.findings import findings_of, first_line
+from testbed.results.findings import expected_seen, findings_of, first_line
 from testbed.results.record import Case, Record
 from testbed.results.verdicts import id_verdicts
 
@@ -54,10 +54,9 @@ def system_out(case: Case) -> str:
     if verdicts:
         out.append("per ID: " + ", ".join(f"{i} {v}" for i, v in verdicts.items()))
     for c in case.checks:
-        seen = f": expected {c.get('expected', '')}, seen {c.get('seen', '')}" \
-            if c.get("expected") or c.get("seen") else ""
-        out.append(f"{str(c.get('verdict', '?')).upper():4} {c.get('id', '-')} [{c.get('clause', '')}] "
-                   f"{c.get('what', '')}{seen}")
+        both = expected_seen(c.get("expected", ""), c.get("seen", ""))
+        out.append(f"{c.get('verdict', '?').upper():4} {c.get('id', '-')} [{c.get('clause', '')}] "
+                   f"{c.get('what', '')}{': ' + both if both else ''}")
     out += [f"kernel {p.get('kind', '?')}: {p.get('line', '')}" for p in case.kernel_problems]
     out += [f"pcap: {p}" for p in case.pcaps]
     return "\n".join(out)

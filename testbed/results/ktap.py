@@ -39,8 +39,18 @@ def diagnostics(case: Case) -> list[str]:
     return [_one_line(x) for x in out if x.strip()]
 
 
+def totals(record: Record) -> str:
+    """kselftest's last line (ksft_print_cnts), which CI parsers of kselftest
+    output read.  Every `not ok` is a fail: a case in error or crashed is
+    printed as plain `not ok`, not with kselftest's `# error` directive."""
+    counts = record.counts()
+    fail = counts["failed"] + counts["crashed"] + counts["error"]
+    return f"# Totals: pass:{counts['passed']} fail:{fail} xfail:0 xpass:0 skip:{counts['skipped']} error:0"
+
+
 def ktap(record: Record) -> str:
-    """`ok N name`, `not ok N name` (failed, crashed, error), `ok N name # SKIP reason`."""
+    """`ok N name`, `not ok N name` (failed, crashed, error), `ok N name # SKIP reason`,
+    then kselftest's totals line."""
     lines = ["KTAP version 1", f"1..{len(record.cases)}"]
     for n, case in enumerate(record.cases, 1):
         lines += [f"# {d}" for d in diagnostics(case)]
@@ -51,6 +61,7 @@ def ktap(record: Record) -> str:
             lines.append(f"ok {n} {name} # SKIP {_one_line(case.skip_reason)}")
         else:
             lines.append(f"ok {n} {name}")
+    lines.append(totals(record))
     return "\n".join(lines) + "\n"
 
 

@@ -8,8 +8,15 @@
 
 The pytest plugin appends a case line as each case ends, flushed and
 fsynced, so a kernel crash in the middle of a run keeps everything done
-before it; a resumed boot appends its own header and goes on.  Reading
-tolerates a last line cut short by a crash mid-write.
+before it; a resumed boot appends its own header and goes on.
+
+Reading checks the whole record once (`parse`): the header first, the
+format and version, and every field the reports read, types included, so
+that no report, comparison or resume meets a value it cannot use; anything
+else is one RecordError naming the file, the line and what was expected.
+The one thing tolerated is a last line cut short by a crash mid-write (no
+newline after it, the start of a JSON object): `Record.cut_line` says so,
+and the verbs that read the record tell it.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
+from testbed.checks import VERDICTS
 from testbed.errors import TestbedError
 
 FORMAT = "srl2-testbed-record"
@@ -122,7 +130,16 @@ class Record:
     headers: list[Header] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
     path: str = ""
-    truncated: bool = False    # the last line was cut short (a crash mid-write)
+    cut_line: int = 0          # the number of the last line when it was cut short (a crash mid-write)
+
+    @property
+    def truncated(self) -> bool:
+        return self.cut_line > 0
+
+    def cut_text(self) -> str:
+        """`FILE:N: the last line is cut short ...`, for the verbs to tell."""
+        return (f"{self.path}:{self.cut_line}: the last line is cut short "
+                "(the run was interrupted while writing it)")
 
     @property
     def header(self) -> Header:
@@ -145,47 +162,152 @@ class Record:
         return out
 
 
-def parse_lines(lines: Iterable[str], path: str = "<record>") -> Record:
-    """A record from its lines.  A line that is not JSON is tolerated only
-    as the last one (cut short by a crash); anywhere else it is an error."""
+# The fields of each line that the reports read, with their JSON types: str
+# a string, int an integer, float a number, [x] a list of x, {...} an object
+# with these fields, a tuple the values allowed.  A field may be absent (the
+# dataclass default); unknown fields are ignored (a newer writer's).
+_STRINGS = [str]
+HEADER_FIELDS: dict[str, Any] = {
+    "format": (FORMAT,), "version": (VERSION,), "boot": int, "release": str, "machine": str, "hostname": str,
+    "datapath": str, "datapaths": _STRINGS, "spec": str, "started": str, "argv": _STRINGS}
+CASE_FIELDS: dict[str, Any] = {
+    "nodeid": str, "outcome": OUTCOMES, "ids": _STRINGS, "datapath": str, "skip_reason": str, "message": str,
+    "checks": [{"id": str, "clause": str, "verdict": VERDICTS, "what": str, "expected": str, "seen": str}],
+    "pcaps": _STRINGS, "kernel_problems": [{"kind": str, "line": str}],
+    "crash": {"kind": str, "title": str, "rip": str, "trace": _STRINGS, "lines": _STRINGS, "boot": int,
+              "release": str},
+    "labs": [{"name": str, "source": str, "picture": str}], "duration": float, "boot": int}
+REQUIRED = {"header": ("format", "version"), "case": ("nodeid", "outcome")}
+NULLABLE = ("crash",)          # Case.to_dict leaves it out; null means no crash too
+_NAMES = {str: ("a string", "strings"), int: ("an integer", "integers"), float: ("a number", "numbers")}
+
+
+def _expected(schema) -> str:
+    if isinstance(schema, tuple):
+        values = ", ".join(json.dumps(v) for v in schema)
+        return values if len(schema) == 1 else f"one of {values}"
+    if isinstance(schema, list):
+        return "a list of " + ("objects" if isinstance(schema[0], dict) else _NAMES[schema[0]][1])
+    if isinstance(schema, dict):
+        return "an object"
+    return _NAMES[schema][0]
+
+
+def _fits(value, schema) -> bool:
+    """A JSON scalar against str, int, float or a tuple of allowed values
+    (a bool is none of them, though Python counts it as an int)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(schema, tuple):
+        return any(type(value) is type(v) and value == v for v in schema)
+    return isinstance(value, (int, float) if schema is float else schema)
+
+
+def _mismatch(value, schema, name: str) -> tuple[str, str, Any] | None:
+    """(field, what was expected, what was found) of the first field of
+    `value` that does not fit `schema`, or None."""
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return name, _expected(schema), value
+        for key, sub in schema.items():
+            if key in value and not (key in NULLABLE and value[key] is None):
+                bad = _mismatch(value[key], sub, f"{name}.{key}" if name else key)
+                if bad:
+                    return bad
+        return None
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return name, _expected(schema), value
+        for i, item in enumerate(value):
+            bad = _mismatch(item, schema[0], f"{name}[{i}]")
+            if bad:
+                return bad
+        return None
+    return None if _fits(value, schema) else (name, _expected(schema), value)
+
+
+def _found(value: Any) -> str:
+    """A value as the error shows it: its JSON, cut to a readable length."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_line(data: Any, where: str) -> str:
+    """The kind of a parsed line ("header" or "case"), or a RecordError
+    saying what is wrong with it."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: expected a JSON object (a header or a case line), found {_found(data)}")
+    kind = data.get("type")
+    if kind not in ("header", "case"):
+        found = _found(kind) if "type" in data else "nothing"
+        raise RecordError(f'{where}: a line that is neither a header nor a case: '
+                          f'expected "type": "header" or "case", found {found}')
+    schema = HEADER_FIELDS if kind == "header" else CASE_FIELDS
+    for key in REQUIRED[kind]:
+        if key not in data:
+            raise RecordError(f'{where}: {kind} field "{key}": expected {_expected(schema[key])}, found nothing')
+    bad = _mismatch(data, schema, "")
+    if bad:
+        name, expected, value = bad
+        raise RecordError(f'{where}: {kind} field "{name}": expected {expected}, found {_found(value)}')
+    return kind
+
+
+FIRST_LINE = f'{{"type": "header", "format": "{FORMAT}", ...}}'
+
+
+def parse(data: bytes, path: str = "<record>") -> Record:
+    """A record from a file's bytes (see the module's doc for what is checked)."""
     rec = Record(path=path)
-    lines = list(lines)
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
+    lines = data.split(b"\n")
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
+        where = f"{path}:{n}"
+        # A crash mid-write leaves a prefix of one line and no newline after
+        # it: only then is a line that does not parse a cut, not an error.
+        may_be_cut = n == len(lines) and raw.lstrip().startswith(b"{")
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines) or all(not ln.strip() for ln in lines[n:]):
-                rec.truncated = True
-                break
-            raise RecordError(f"{path}:{n}: not a JSON line of a run record") from None
-        kind = data.get("type") if isinstance(data, dict) else None
+            parsed = json.loads(raw.decode("utf-8"))  # a cut may split a character too
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if not may_be_cut:
+                binary = isinstance(e, UnicodeDecodeError)
+                raise RecordError(f"{where}: binary data, not a line of text: not a run record" if binary
+                                  else f"{where}: not a JSON line of a run record") from None
+            if not rec.headers:
+                raise RecordError(f"{where}: expected the header line first ({FIRST_LINE}), "
+                                  "found a line cut short") from None
+            rec.cut_line = n
+            break
+        kind = check_line(parsed, where)
+        if kind == "case" and not rec.headers:
+            raise RecordError(f"{where}: expected the header line first ({FIRST_LINE}), found a case line")
         if kind == "header":
-            if data.get("format", FORMAT) != FORMAT:
-                raise RecordError(f"{path}:{n}: not a run record (format {data.get('format')!r})")
-            rec.headers.append(Header.from_dict(data))
-        elif kind == "case":
-            rec.cases.append(Case.from_dict(data))
+            rec.headers.append(Header.from_dict(parsed))
         else:
-            raise RecordError(f"{path}:{n}: a line that is neither a header nor a case")
-    if not rec.headers and not rec.cases and not rec.truncated:
-        raise RecordError(f"{path}: empty: not a run record")
+            rec.cases.append(Case.from_dict(parsed))
+    if not rec.headers:
+        raise RecordError(f"{path}:1: empty file: expected the header line of a run record")
     return rec
+
+
+def parse_lines(lines: Iterable[str], path: str = "<record>") -> Record:
+    """A record from its lines, the last without its newline (so it may be a cut)."""
+    return parse("\n".join(lines).encode("utf-8"), path)
 
 
 def read(path: str) -> Record:
     """The record in a file (docs: README, "Results, reports and comparisons")."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise RecordError(f"{path}: no such record") from None
     except IsADirectoryError:
         raise RecordError(f"{path}: a directory, not a record") from None
     except OSError as e:
         raise RecordError(f"{path}: {e.strerror}") from None
-    return parse_lines(text.splitlines(), path)
+    return parse(data, path)
 
 
 def _trim_partial_line(path: str) -> None:
