@@ -66,7 +66,11 @@ KINDS = ("new_crashes", "newly_failing", "fixed")
 
 def changed(path):
     data = json.load(open(path))
-    return {(d["case"], d["id"]): d for kind in KINDS for d in data.get(kind, [])}
+    found = {(d["case"], d["id"]): d for kind in KINDS for d in data.get(kind, [])}
+    # a case of the baseline that did not run at all is a changed verdict too
+    found.update({(c, "-"): {"id": "-", "nodeid": c, "before": "ran", "after": "missing",
+                             "line": "not in the new record"} for c in data.get("missing", [])})
+    return found
 
 
 first, second = changed(sys.argv[1]), changed(sys.argv[2])
