@@ -43,7 +43,10 @@ class Pending:
         self.reply = reply
 
     def accept(self) -> None:
-        self.sock.sendall(ACK)
+        # A keeper already gone was stopped since its reply (`testbed down`
+        # of the lab, from elsewhere): there is nothing left to hand over.
+        with contextlib.suppress(OSError):
+            self.sock.sendall(ACK)
         self.sock.close()
 
     def cancel(self) -> None:
@@ -82,12 +85,23 @@ def spawn(topo: Topology, name: str, datapath: str | None, full_status: bool = F
         return Pending(pid, ours, json.loads(reply[3:]))
     ours.close()
     os.waitpid(pid, 0)
-    raise KeeperError(reply.removeprefix("error\n").rstrip() or
-                      f"the lab keeper died while building lab {name!r} (see {log_path(name)})")
+    if reply.startswith("error\n"):
+        raise KeeperError(reply.removeprefix("error\n").rstrip())
+    log = _building_log_path(name, pid)  # where its traceback is, if it got that far
+    raise KeeperError(f"the lab keeper died while building lab {name!r}" +
+                      (f" (see {log})" if os.path.exists(log) else ""))
 
 
 def log_path(name: str) -> str:
     return os.path.join(state.STATE_DIR, f"{name}.log")
+
+
+def _building_log_path(name: str, keeper_pid: int) -> str:
+    """The keeper's log until its lab is up: it becomes log_path(name) only
+    once the name is the keeper's (claimed), so that a refused `up` neither
+    truncates the log of the live lab of that name nor leaves one behind.
+    (Lab names have no dots: this cannot be another lab's log.)"""
+    return f"{log_path(name)}.{keeper_pid}.tmp"
 
 
 def _read_reply(sock: socket.socket) -> str:
@@ -99,7 +113,6 @@ def _read_reply(sock: socket.socket) -> str:
 
 
 def _keep(topo: Topology, name: str, datapath: str | None, sock: socket.socket, full_status: bool) -> int:
-    from testbed.errors import LabError
     from testbed.lab import Lab
 
     os.setsid()  # no terminal signals: only `testbed down` stops a lab
@@ -113,7 +126,8 @@ def _keep(topo: Topology, name: str, datapath: str | None, sock: socket.socket, 
         signal.signal(sig, lambda signum, frame: stop.append(signum))
     os.makedirs(state.STATE_DIR, exist_ok=True)
     devnull = os.open(os.devnull, os.O_RDWR)
-    log = os.open(log_path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    building_log = _building_log_path(name, os.getpid())
+    log = os.open(building_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(devnull, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -123,9 +137,12 @@ def _keep(topo: Topology, name: str, datapath: str | None, sock: socket.socket, 
     sys.stderr = os.fdopen(2, "w", buffering=1)
     try:
         lab = Lab.up(topo, name, datapath, owner="keeper")
-    except LabError as e:
+    except TestbedError as e:  # refused (LabError) or a datapath that failed: Lab.up removed the rest
+        os.unlink(building_log)
         _send(sock, f"error\n{e}\n".encode())
         return 1
+    # The name is this keeper's now (claimed, and reaped with the lab).
+    os.replace(building_log, log_path(name))
     try:
         if stop:
             why = f"{signal.Signals(stop[0]).name} while it was being built"

@@ -129,6 +129,37 @@ def load(name: str) -> Record | None:
         return Record(name=name, topology="?", owner=Proc(0, None), netns={})
 
 
+# inotify(7): what a record's removal (reap) or replacement (save's
+# os.replace, a rename onto it) looks like in STATE_DIR.
+_IN_MOVED_FROM, _IN_MOVED_TO, _IN_DELETE = 0x40, 0x80, 0x200
+
+
+def watch_records() -> int | None:
+    """A non-blocking fd that becomes readable whenever a file in STATE_DIR
+    is removed or renamed (a record reaped or replaced): a process that
+    must notice its lab's record going (`up --foreground`) waits on it, then
+    reads the record again and `drain()`s it.  None if inotify is not
+    available (no instances left): the caller then looks periodically."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)  # IN_NONBLOCK, IN_CLOEXEC are these
+    if fd < 0:
+        return None
+    if libc.inotify_add_watch(fd, os.fsencode(STATE_DIR), _IN_MOVED_FROM | _IN_MOVED_TO | _IN_DELETE) < 0:
+        os.close(fd)
+        return None
+    return fd
+
+
+def drain(fd: int) -> None:
+    """Discard the events waiting on a watch_records() fd (which files
+    changed does not matter: the reader looks at its record again)."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 65536):
+            pass
+
+
 def all_records() -> list[Record]:
     try:
         names = sorted(f[:-5] for f in os.listdir(STATE_DIR) if f.endswith(".json"))
