@@ -212,3 +212,165 @@ def test_ctrl_c_while_the_cli_starts_is_one_line_never_a_traceback_of_ours():
         else:
             assert proc.returncode in (0, -signal.SIGINT), err
     assert interrupted >= 3  # most moments fall inside testbed's code
+
+
+# ---- usage, --version -----------------------------------------------------------
+
+
+def usage_and_error(p: subprocess.CompletedProcess) -> tuple[str, str]:
+    """The first usage line and the error line of a usage error (exit 2)."""
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    return lines[0], lines[-1]
+
+
+def test_a_verbs_unknown_arguments_show_the_verbs_usage():
+    usage, error = usage_and_error(cli("exec", "LAB", "NODE", "ping", "-c1", "x"))
+    assert usage == "usage: testbed exec LAB NODE -- CMD..."
+    assert error == ("testbed exec: error: unrecognized arguments: -c1 x; put -- before the command, so that "
+                     "its options are not read as testbed's: testbed exec LAB NODE -- ping -c1 x")
+    usage, error = usage_and_error(cli("exec", "--bogus", "LAB", "NODE", "ls"))
+    assert error.endswith("put -- before the command, so that its options are not read as testbed's: "
+                          "testbed exec LAB NODE -- CMD...")
+    usage, error = usage_and_error(cli("down", "--bogus"))
+    assert usage.startswith("usage: testbed down ")
+    assert error == "testbed down: error: unrecognized arguments: --bogus"
+    usage, error = usage_and_error(cli("down"))  # a verb's own UsageError
+    assert usage.startswith("usage: testbed down ")
+    assert error == "testbed: error: give one of LAB, --all, --all-users or --stale"
+    usage, error = usage_and_error(cli("--bogus", "down"))  # testbed's own option: testbed's usage
+    assert usage.startswith("usage: testbed [-h]") and error == "testbed: error: unrecognized arguments: --bogus"
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib import metadata
+
+    p = cli("--version")
+    assert p.returncode == 0, p.stderr
+    expected = metadata.version("srl2-testbed")
+    assert p.stdout == (f"testbed {expected} from {os.path.join(ROOT, 'testbed')} "
+                        f"(python {sys.version_info.major}.{sys.version_info.minor})\n")
+
+
+def test_version_of_a_checkout_never_installed_is_its_pyprojects(monkeypatch):
+    import tomllib
+    from importlib import metadata
+
+    import testbed.cli
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        expected = tomllib.load(f)["project"]["version"]
+    assert testbed.cli.version().split()[0] == expected
+
+
+# ---- validate --topology ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("need_root")
+def test_validate_refuses_a_topology_of_other_nodes_than_the_labs(pair_file, tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text(PAIR.replace("b", "c")
+                     + "validate:\n  raw: {frame: {from: a:eth0, to: c:eth0, ethertype: 0x88b6}}\n")
+    name = unique_lab_name("v")
+    up = cli("up", pair_file, "--name", name)
+    assert up.returncode == 0, up.stderr
+    try:
+        p = cli("validate", name, "--topology", str(other))
+    finally:
+        cli("down", name)
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: testbed validate ") and "Traceback" not in p.stderr
+    assert lines[-1] == (f"testbed: error: --topology {other} has other nodes than lab {name!r} "
+                         f"(c only in {other}; b only in the lab); the lab was built from {pair_file}")
+    assert not p.stdout
+
+
+# ---- .ci/setup.sh -----------------------------------------------------------------
+
+
+@pytest.fixture
+def setup_sh(tmp_path):
+    """.ci/setup.sh against stand-ins, touching nothing of this machine's:
+    apt-get logs its arguments, apt-config puts apt's lock files in
+    tmp_path, the venv's python does nothing.  Returns run(wait=SECONDS)."""
+    fake = tmp_path / "fakebin"
+    apt = tmp_path / "apt"
+    for d in (fake, apt / "lists", apt / "dpkg", apt / "archives", tmp_path / "venv" / "bin"):
+        d.mkdir(parents=True)
+    for f in ("lists/lock", "dpkg/lock-frontend", "dpkg/lock", "archives/lock"):
+        (apt / f).touch()
+    scripts = {
+        fake / "apt-get": f'echo "$*" >> {tmp_path}/apt-get.log',
+        fake / "apt-config": f"echo \"lists='{apt}/lists/' archives='{apt}/archives/' status='{apt}/dpkg/status'\"",
+        tmp_path / "venv" / "bin" / "python": "exit 0",
+        tmp_path / "venv" / "bin" / "testbed": "exit 0",
+    }
+    for path, body in scripts.items():
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+
+    def run(wait: int = 30) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "TESTBED_VENV": str(tmp_path / "venv"),
+               "TESTBED_BINDIR": str(tmp_path / "bin"), "TESTBED_APT_LOCK_WAIT": str(wait)}
+        return subprocess.run(["bash", os.path.join(ROOT, ".ci", "setup.sh")], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    return run
+
+
+def hold_lock(path, seconds: float) -> subprocess.Popen:
+    """Another apt: a process holding apt's kind of lock (POSIX, fcntl) on `path`."""
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(float(sys.argv[2]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_setup_waits_for_another_apt_and_says_so(setup_sh, tmp_path):
+    lock = tmp_path / "apt" / "lists" / "lock"
+    holder = hold_lock(lock, 2)
+    try:
+        p = setup_sh()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert p.returncode == 0, p.stderr
+    comm = os.path.basename(sys.executable)[:15]  # the holder's /proc/PID/comm
+    assert (f"setup: another apt is running (pid {holder.pid} ({comm}) holds {lock}): waiting for it, up to 30 s"
+            in p.stderr.splitlines()), p.stderr
+    update, install = (tmp_path / "apt-get.log").read_text().splitlines()
+    assert update == "update -qq" and "-o DPkg::Lock::Timeout=30 " in install
+
+
+def test_setup_gives_up_waiting_after_its_bound(setup_sh, tmp_path):
+    lock = tmp_path / "apt" / "dpkg" / "lock-frontend"
+    holder = hold_lock(lock, 30)
+    try:
+        p = setup_sh(wait=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"setup: pid {holder.pid} ({os.path.basename(sys.executable)[:15]}) holds {lock} still after 1 s; "
+        "giving up (TESTBED_APT_LOCK_WAIT=SECONDS waits longer)")
+
+
+def test_setup_says_when_it_takes_the_testbed_link_from_another_checkout(setup_sh, tmp_path):
+    link = tmp_path / "bin" / "testbed"
+    link.parent.mkdir()
+    link.symlink_to("/srv/other-checkout/.venv/bin/testbed")
+    p = setup_sh()
+    assert p.returncode == 0, p.stderr
+    assert (f"setup: {link} pointed to /srv/other-checkout/.venv/bin/testbed; it now points to "
+            f"{tmp_path}/venv/bin/testbed") in p.stderr.splitlines()
+    assert os.readlink(link) == f"{tmp_path}/venv/bin/testbed"
+    again = setup_sh()  # its own link: nothing to say
+    assert again.returncode == 0 and "pointed to" not in again.stderr

@@ -382,3 +382,42 @@ def test_a_warning_is_raised_once_then_known_and_the_world_goes_on(tmp_path):
     with pytest.raises(Finding):  # a shrink trial must see it again
         w.step(Step("srv6", {"k": 1}))
     w.end()
+
+
+def test_fuzz_on_a_kernel_without_srl2_refuses_up_front_as_up_does(tmp_path):
+    """Not "0 finding(s)" after a run where the kernel refused every step:
+    the probe's reason, what to do, and the exit status `up` has for it."""
+    from testbed.datapaths.kernel import KernelDatapath
+    from testbed.linux import is_root_capable
+    from testbed.pytest_plugin import unique_lab_name
+
+    if is_root_capable():
+        pytest.skip(f"needs root: {is_root_capable()}")
+    if KernelDatapath.probe().has("srl2"):
+        pytest.skip("this kernel has srl2")
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "testbed.cli", "fuzz", "--datapath", "kernel", "--time", "5",
+                        "--out", str(out)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    up = subprocess.run([sys.executable, "-m", "testbed.cli", "up", "--datapath", "kernel", "--name",
+                         unique_lab_name("fzk"), os.path.join(ROOT, "topologies", "p2p.yaml")],
+                        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert up.returncode != 0 and p.returncode == up.returncode, (p.stdout, p.stderr, up.stderr)
+    assert "Traceback" not in p.stderr and "finding" not in p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("testbed: error: fuzzing the kernel datapath needs the kernel's srl2: kernel "), lines
+    assert "has no srl2" in lines[0] and lines[0].endswith("use `--datapath ref` for the reference datapath")
+    assert not out.exists()  # refused before anything was made
+
+
+def test_fuzz_results_are_ignored_by_git():
+    p = subprocess.run(["git", "check-ignore", "-q", "fuzz-results/fuzz-summary.txt"], cwd=ROOT)
+    assert p.returncode == 0, "fuzz-results/ (testbed fuzz's default --out) is not in .gitignore"
+
+
+def test_the_kernel_features_the_cli_asks_for_are_those_the_fuzzer_drives():
+    from testbed.fuzz.machine import ACTIONS
+    from testbed.fuzz.run import KERNEL_FEATURES
+
+    assert KERNEL_FEATURES == ("srl2", *ACTIONS)

@@ -345,3 +345,19 @@ def test_fuzz_shuffled_lines_of_p2p(data):
     lines = P2P.splitlines(keepends=True)
     picked = data.draw(st.lists(st.sampled_from(lines), max_size=len(lines)))
     _outcome("".join(picked))
+
+
+def test_names_in_messages_read_as_written_and_hidden_characters_escaped():
+    from testbed.topology.yamlpos import quote
+
+    assert quote("hs-ü") == "'hs-ü'"
+    assert quote("a\x07b\u00a0") == "'a\\x07b\\xa0'"
+    assert quote("a'b\\c") == "'a\\'b\\\\c'"  # so that an escape in a message is one
+
+
+def test_sysctls_of_the_labs_own_interfaces_load_though_the_host_has_none():
+    """Their keys are checked under `default`: veth-rt2 exists only in the lab."""
+    text = ("nodes:\n  rt:\n    sysctls: {net.ipv6.conf.veth-rt2.hop_limit: 33, net.ipv4.conf.br0.rp_filter: 0}\n"
+            "    bridges: {br0: {}}\n  h: {}\nlinks: [[rt:veth-rt2, h:eth0]]\n")
+    assert topology.loads(text, "x.yaml").nodes["rt"].sysctls == {
+        "net.ipv6.conf.veth-rt2.hop_limit": "33", "net.ipv4.conf.br0.rp_filter": "0"}

@@ -15,6 +15,14 @@ VERBS = ("up", "status", "list", "exec", "capture", "down", "render", "graph", "
          "compare", "fuzz")
 
 
+# Usages argparse cannot write: a command after `--` (it would show
+# "lab node -- CMD [-- CMD ...]").
+USAGES = {"exec": "%(prog)s LAB NODE -- CMD..."}
+# What to add to "unrecognized arguments" of a verb: its command's options
+# were taken for the verb's because `--` was missing.
+COMMAND_HINT = {"exec": "put -- before the command, so that its options are not read as testbed's: {}"}
+
+
 class UsageError(Exception):
     """A mistake in how the command was called (exit 2)."""
 
@@ -24,13 +32,78 @@ def build_parser():
     import argparse
     import importlib
 
+    class VerbParser(argparse.ArgumentParser):
+        """A verb's parser.  argparse hands the arguments a verb does not
+        know up to `testbed`'s parser, which would show its own usage
+        (`testbed [-h] VERB ...`); the verb's is the one that helps."""
+
+        verb = ""
+
+        def parse_known_args(self, args=None, namespace=None):
+            ns, extra = super().parse_known_args(args, namespace)
+            if extra:
+                # [*...], not list(): importing the verbs made `list` (and
+                # `exec`) names of testbed.cli's modules in this module.
+                hint = _hint(self.verb, ns, [*(args or ())], extra)
+                self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+            return ns, extra
+
+    class Version(argparse.Action):
+        """--version: the version is looked up only when asked for."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(f"testbed {version()}")
+            parser.exit()
+
     parser = argparse.ArgumentParser(
         prog="testbed",
         description="Network-namespace labs and conformance tests for srl2, End.DT2U and End.DX2.")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    parser.add_argument("--version", action=Version, nargs=0, help="show testbed's version and exit")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=VerbParser)
     for verb in VERBS:
         importlib.import_module(f"testbed.cli.{verb}").add_parser(sub)
+        verb_parser = sub.choices[verb]
+        verb_parser.verb = verb
+        verb_parser.usage = USAGES.get(verb, verb_parser.usage)
+        verb_parser.set_defaults(verb_parser=verb_parser)
     return parser
+
+
+def _hint(verb: str, ns, args: list[str], extra: list[str]) -> str:
+    """What to do about the arguments `extra` that `verb` does not know."""
+    hint = COMMAND_HINT.get(verb)
+    if hint is None:
+        return ""
+    command = [*ns.command, *extra]
+    if args[-len(command):] == command:  # `exec LAB NODE ping -c1 x`, the usual slip: the line to type
+        import shlex
+
+        return "; " + hint.format(shlex.join(["testbed", verb, ns.lab, ns.node, "--", *command]))
+    return "; " + hint.format(f"testbed {verb} {USAGES[verb].removeprefix('%(prog)s ')}")
+
+
+def version() -> str:
+    """This testbed's version and where it runs from (several checkouts may
+    be installed, and /usr/local/bin/testbed points at one of them)."""
+    import os
+    from importlib import metadata
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        number = metadata.version("srl2-testbed")
+    except metadata.PackageNotFoundError:  # run from a checkout never installed (python -m testbed.cli)
+        number = _checkout_version(os.path.join(os.path.dirname(here), "pyproject.toml")) or "unknown"
+    return f"{number} from {here} (python {sys.version_info.major}.{sys.version_info.minor})"
+
+
+def _checkout_version(pyproject: str) -> str | None:
+    import tomllib
+
+    try:
+        with open(pyproject, "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +126,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         return args.run(args)
     except UsageError as e:
-        parser.print_usage(sys.stderr)
-        print(f"testbed: error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(args, str(e))
     except (TestbedError, PermissionError) as e:
         # Imported only here: it loads the topology model, which verbs such
         # as `down` never need (a third of their start-up).
@@ -71,6 +142,13 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:  # `testbed status | head`: not an error
         sys.stdout = None
         return 0
+
+
+def usage_error(args, message: str, status: int = 2) -> int:
+    """The verb's usage and `message`, as argparse shows a usage error."""
+    args.verb_parser.print_usage(sys.stderr)
+    print(f"testbed: error: {message}", file=sys.stderr)
+    return status
 
 
 class Interrupted(KeyboardInterrupt):

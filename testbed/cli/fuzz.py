@@ -36,22 +36,18 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from testbed.cli import UsageError, need_root
-    from testbed.fuzz.run import Options, Runner
+    from testbed.fuzz.run import Options, Runner, choose_target
 
     if args.time < 0 or args.steps < 1 or args.shrink_boots < 0:
         raise UsageError("--time and --shrink-boots must be at least 0, --steps at least 1")
     need_root()
+    target = choose_target(args.datapath)  # before anything is made: a refusal leaves no --out behind
     try:
         import hypothesis  # noqa: F401
     except ImportError:
         from testbed.errors import TestbedError
 
         raise TestbedError("testbed fuzz needs hypothesis: pip install 'hypothesis>=6.100'") from None
-    target = args.datapath
-    if target == "auto":
-        from testbed.datapaths.kernel import KernelDatapath
-
-        target = "kernel" if KernelDatapath.probe().has("srl2") else "ref"
     out = args.out or os.environ.get("TESTBED_VM_OUT") or "fuzz-results"
     opts = Options(target=target, time=args.time, seed=args.seed, out=os.path.abspath(out),
                    steps=args.steps, shrink_boots=args.shrink_boots,

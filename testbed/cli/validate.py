@@ -27,11 +27,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from testbed.cli import UsageError, usage_error
     from testbed.diagnostics import TopologyError
     from testbed.errors import TestbedError
 
     try:
         return _validate(args)
+    except UsageError as e:  # validate's own status for it (netlab's), not argparse's 2
+        return usage_error(args, str(e), EXIT_ERROR)
     except TopologyError as e:
         n = len(e.diagnostics)
         print(f"{e}\ntestbed: {n} error{'s' if n != 1 else ''} in the topology; nothing was checked",
@@ -52,6 +55,8 @@ def _validate(args) -> int:
         raise LabError(f"no lab named {args.lab!r} is up (see: testbed status)")
     path = args.topology or record.topology
     topo = topology.load(path, name=record.name)
+    if args.topology:
+        _same_nodes(record, topo, path)
     if not topo.checks:
         raise LabError(f"{path} has no checks (add a validate: section, see docs/topology.md)")
     names = [c.name for c in topo.checks]
@@ -82,6 +87,20 @@ def _validate(args) -> int:
     else:
         print(report.summary(args.lab, results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def _same_nodes(record, topo, path: str) -> None:
+    """Refuse checks from a topology of other nodes than the lab's: they
+    would run against nodes that are not there (or miss those that are),
+    and their failures would say nothing about the lab."""
+    from testbed.cli import UsageError
+
+    differs = [f"{', '.join(names)} only in {where}" for names, where in (
+        ([n for n in topo.nodes if n not in record.netns], path),
+        ([n for n in record.netns if n not in topo.nodes], "the lab")) if names]
+    if differs:
+        raise UsageError(f"--topology {path} has other nodes than lab {record.name!r} ({'; '.join(differs)}); "
+                         f"the lab was built from {record.topology}")
 
 
 def _list(topo, probes, args) -> int:

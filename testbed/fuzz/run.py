@@ -23,6 +23,34 @@ from testbed.fuzz.steps import Step
 from testbed.fuzz.world import TIME_SCALE, Finding, World
 
 
+# What the kernel target drives: srl2 devices and SIDs of machine.ACTIONS
+# (not imported from there: machine needs hypothesis, which the CLI checks
+# for after choosing the target).
+KERNEL_FEATURES = ("srl2", "End", "End.DT2U", "End.DX2")
+
+
+def choose_target(asked: str) -> str:
+    """kernel or ref for `--datapath auto|kernel|ref`, as `testbed up`
+    chooses (testbed.datapaths.select): auto is the kernel where it has all
+    of KERNEL_FEATURES, else ref; kernel on a kernel without them is refused
+    here, as `up` refuses it, with the probe's reason.  Fuzzing it anyway
+    would only collect the kernel's refusals and end with "0 finding(s)", as
+    if it had been tested."""
+    if asked == "ref":
+        return "ref"
+    from testbed.datapaths.kernel import KernelDatapath
+    from testbed.errors import MissingCapability
+
+    probe = KernelDatapath.probe()
+    missing = [f for f in KERNEL_FEATURES if not probe.has(f)]
+    if not missing:
+        return "kernel"
+    if asked == "kernel":
+        raise MissingCapability(f"fuzzing the kernel datapath needs the kernel's {missing[0]}: "
+                                f"{probe.missing[missing[0]]}; use `--datapath ref` for the reference datapath")
+    return "ref"
+
+
 @dataclass
 class Options:
     target: str = "kernel"          # kernel | ref
@@ -410,4 +438,4 @@ def _finding_in(e: BaseException, kind=Finding):
     return None
 
 
-__all__ = ["Options", "Runner"]
+__all__ = ["KERNEL_FEATURES", "Options", "Runner", "choose_target"]

@@ -31,7 +31,7 @@ def parse_checks(load: Load) -> None:
     pairs = ctx.mapping(load.top["validate"][1], "a mapping NAME: {KIND: {...}} of checks")
     for name, (knode, body) in (pairs or {}).items():
         if not NODE_NAME_RE.match(name) or len(name) > NODE_NAME_MAX:
-            ctx.err(knode, f"check name {quote(name)} is invalid: expected letters, digits, '-' "
+            ctx.err(knode, f"check name {quote(name)} is invalid: expected ASCII letters, digits, '-' "
                            f"and '_', starting with a letter or digit, at most {NODE_NAME_MAX} characters")
             continue
         check = _check(ctx, topo, name, knode, body)

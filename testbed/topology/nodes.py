@@ -4,17 +4,19 @@ link end is known) the settings of its interfaces.  Routes, rules and SIDs
 are read by testbed/topology/routing.py."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Optional, TypeVar
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from testbed import model
+from testbed.defaults import needs_interfaces
 from testbed.topology import routing
 from testbed.topology.inventory import Load, NodeState
 from testbed.topology.values import Ctx, ifname_problem
 from testbed.topology.vocabulary import (BRIDGE_KEYS, IFACE_KEYS, KINDS, MAX_SEGS, NODE_KEYS, NODE_NAME_MAX,
                                          NODE_NAME_RE, PORT_KEYS, SRL2_KEYS, SYSCTL_RE, VLAN_MAX, VLAN_MIN)
-from testbed.topology.yamlpos import T_BOOL, T_INT, T_NULL, describe, quote, yaml_bool, yaml_int
+from testbed.topology.yamlpos import T_BOOL, T_INT, T_NULL, describe, quote, suggest, yaml_bool, yaml_int
 
 
 # ---------------------------------------------------------------- passes
@@ -32,7 +34,7 @@ def parse_nodes(load: Load) -> None:
         ctx.err(nodes_node, "the topology has no nodes; give at least one")
     for nname, (knode, body) in (pairs or {}).items():
         if not NODE_NAME_RE.match(nname) or len(nname) > NODE_NAME_MAX:
-            ctx.err(knode, f"node name {quote(nname)} is invalid: expected letters, digits, '-' "
+            ctx.err(knode, f"node name {quote(nname)} is invalid: expected ASCII letters, digits, '-' "
                            f"and '_', starting with a letter or digit, at most {NODE_NAME_MAX} characters")
             continue
         load.states[nname] = parse_node(ctx, nname, knode, body)
@@ -98,6 +100,10 @@ def parse_sysctls(ctx: Ctx, st: NodeState, vnode: Node) -> None:
                 ctx.err(knode, f"sysctl {quote(key)} is not under net.; only per-namespace net.* "
                                "sysctls may be set (anything else would change the host)")
             continue
+        problem = sysctl_problem(key)
+        if problem:
+            ctx.err(knode, problem)
+            continue
         if not isinstance(val, ScalarNode) or val.tag == T_NULL:
             ctx.err(val, f"expected a value for sysctl {quote(key)}, got {describe(val)}")
             continue
@@ -109,6 +115,32 @@ def parse_sysctls(ctx: Ctx, st: NodeState, vnode: Node) -> None:
             st.node.sysctls[key] = str(i)
         else:
             st.node.sysctls[key] = val.value
+
+
+def sysctl_problem(key: str) -> Optional[str]:
+    """Why the net.* sysctl `key` does not exist, or None (also when that
+    cannot be known).  Read from /proc/sys of this process's namespace, never
+    written: a lab's fresh namespace has the same per-namespace keys (same
+    kernel, same modules), so a key missing here is missing there.  The lab's
+    interfaces do not exist here: their keys are looked up under `default`,
+    which every interface has.  A key of the initial namespace only (e.g.
+    net.core.rmem_max) passes, and is refused by `up`."""
+    if not os.path.isdir("/proc/sys/net"):
+        return None  # no /proc (a chroot, a container without it): `up` will tell
+    parts = key.split(".")
+    if needs_interfaces(key):
+        parts[3] = "default"
+    path = os.path.join("/proc/sys", *parts)
+    if os.path.isfile(path):
+        return None
+    if os.path.isdir(path):
+        return f"sysctl {quote(key, 60)} is a group of sysctls, not one; name a key under it"
+    try:
+        near = suggest(parts[-1], os.listdir(os.path.dirname(path)))
+    except OSError:  # its group does not exist either
+        near = None
+    hint = f"; did you mean {quote('.'.join(key.split('.')[:-1] + [near]), 60)}?" if near else ""
+    return f"sysctl {quote(key, 60)} does not exist on this kernel{hint}"
 
 
 def parse_interfaces(ctx: Ctx, st: NodeState, vnode: Node) -> None:

@@ -11,7 +11,7 @@ from yaml.nodes import Node
 
 from testbed import model
 from testbed.topology.inventory import NodeState
-from testbed.topology.values import Ctx
+from testbed.topology.values import Ctx, not_a_sid
 from testbed.topology.vocabulary import (ENCAP_KEYS, ENCAP_MODES, ENCAP_TYPES, HOPLIMIT_MAX, HOPLIMIT_MIN,
                                          ROUTE_KEYS, ROUTE_TYPES, RULE_KEYS, SID_ACTIONS, SID_ATTR,
                                          SID_ATTR_WHY, SID_KEYS, U32, MAX_SEGS)
@@ -158,6 +158,12 @@ def parse_sid(ctx: Ctx, st: NodeState, item: Node) -> Optional[model.Sid]:
         ok = False
     else:
         sid = ctx.prefix(p["sid"][1], "sid", version=6)
+        # A prefix matches many SIDs: refused when all of them are multicast,
+        # or when it is exactly :: or ::1 (::/0 is a catch-all, not ::).
+        problem = sid is not None and not_a_sid("sid", p["sid"][1].value, sid.network_address, "a SID")
+        if problem and (sid.prefixlen == 128 or sid.is_multicast):
+            ctx.err(p["sid"][1], problem)
+            sid = None
         ok &= sid is not None
     if "action" not in p:
         ctx.err(item, f"a SID needs action ({', '.join(SID_ACTIONS)})")

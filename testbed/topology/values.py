@@ -31,6 +31,22 @@ def ifname_problem(name: str) -> Optional[str]:
     return None
 
 
+def not_a_sid(what: str, text: str, a: ipaddress.IPv6Address, role: str) -> Optional[str]:
+    """Why address `a` (written `text`) cannot be a segment or a SID, or
+    None.  Both are the destination of a packet that must reach one node's
+    SID, which these three kinds of address never do (the SRv6 analogue of
+    a multicast MAC on an interface)."""
+    if a.is_multicast:
+        kind, why = "a multicast address", "it names a group of listeners, not one node's SID"
+    elif a.is_unspecified:
+        kind, why = "the unspecified address", "no node has it, and no packet may be sent to it"
+    elif a.is_loopback:
+        kind, why = "the loopback address", "a packet to it never leaves the node that sends it"
+    else:
+        return None
+    return f"{what} {quote(text)} is {kind}: {why}; {role} must be a unicast address (e.g. fcff:2::e)"
+
+
 class Ctx(Reader):
     """A Reader that also knows the format's networking values; one per file."""
 
@@ -143,7 +159,15 @@ class Ctx(Reader):
         if len(items) > MAX_SEGS:
             self.err(node, f"{what} has {len(items)} SIDs; an SRH holds at most {MAX_SEGS}")
             return None
-        out = [self.ip(item, "segment", 6) for item in items]
+        out = [self.segment(item) for item in items]
         if any(a is None for a in out):
             return None
         return out  # type: ignore[return-value]
+
+    def segment(self, node: Node) -> Optional[ipaddress.IPv6Address]:
+        a = self.ip(node, "segment", 6)
+        problem = a is not None and not_a_sid("segment", node.value, a, "a segment")
+        if problem:
+            self.err(node, problem)
+            return None
+        return a

@@ -27,9 +27,19 @@ _constructor = yaml.constructor.SafeConstructor()
 # ---------------------------------------------------------------- helpers
 
 def quote(s: str, limit: int = 40) -> str:
+    """`s` in quotes for a message, as the user wrote it (a node `hs-ü` reads
+    'hs-ü'), except what a terminal would not show as itself: control and
+    other non-printable characters (a no-break space) are escaped, and so
+    are quotes and backslashes, so that an escape in a message is one."""
     if len(s) > limit:
         s = s[: limit - 3] + "..."
-    return "'" + s.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
+    return "'" + "".join(_shown(c) for c in s) + "'"
+
+
+def _shown(c: str) -> str:
+    if c in "\\'":
+        return "\\" + c
+    return c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
 
 
 def describe(node: Node) -> str:
