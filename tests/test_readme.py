@@ -48,6 +48,7 @@ itself, apt-get and .ci/ scripts are the set-up this test runs after.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import io
@@ -84,6 +85,8 @@ NOT_THERE = {
     "vng": "not on PATH: virtme-ng is installed into .venv (.ci/setup-vm.sh): .venv/bin/vng",
 }
 NOT_RUN = {
+    "--version": "prints the version only",
+    "--help": "prints the usage only",
     "vm": "needs a VM and a kernel image",
     "fuzz": "runs for a minute or more",
     "capture": "runs until Ctrl-C",
@@ -185,7 +188,9 @@ def parse(args):
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             return cli_parser().parse_args(list(args))
-        except SystemExit:
+        except SystemExit as e:
+            if e.code == 0:  # --version, --help: printed and done, nothing to run
+                return argparse.Namespace(verb="--version" if "--version" in args else "--help")
             raise ValueError(err.getvalue().strip().splitlines()[-1]) from None
 
 

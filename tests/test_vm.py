@@ -437,6 +437,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     rc, _, err = cli(capsys, "--kernel", fake_bzimage(tmp_path / "bz"))
     assert rc == 1 and err == "testbed: error: no command given: testbed vm --kernel IMAGE -- CMD...\n"
     monkeypatch.setenv("PATH", str(tmp_path))  # neither vng nor qemu
+    monkeypatch.setattr(runner.sys, "executable", str(tmp_path / "python3"))  # nor a venv with vng
     rc, _, err = cli(capsys, "--kernel", fake_bzimage(tmp_path / "bz"), "--", "true")
     assert rc == 1 and err.startswith("testbed: error: virtme-ng is not installed") and "Traceback" not in err
     monkeypatch.setattr(runner, "find_vng", lambda vng=None: "/bin/true")

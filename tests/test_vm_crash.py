@@ -357,7 +357,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the guest
 # The README's set-up installs no VM tools; CI installs them (.ci/setup-vm.sh)
 # before it runs the tests, so these boots run there.
 needs_vm_tools = pytest.mark.skipif(
-    not (shutil.which("vng") and shutil.which("qemu-system-x86_64")),
+    not ((shutil.which("vng") or shutil.which("vng", path=os.path.dirname(sys.executable)))
+         and shutil.which("qemu-system-x86_64")),
     reason="no virtme-ng (vng) or qemu-system-x86_64 to boot a kernel: bash .ci/setup-vm.sh installs them")
 
 

@@ -144,10 +144,14 @@ def vng_argv(spec: VmSpec) -> list[str]:
 
 
 def find_vng(vng: Optional[str] = None) -> str:
-    path = shutil.which(vng or "vng")
+    """vng on PATH, else beside this interpreter: the project's virtual
+    environment, where .ci/setup-vm.sh installs it, is not on root's PATH
+    (only `testbed` is linked into /usr/local/bin)."""
+    path = shutil.which(vng or "vng") or (
+        None if vng else shutil.which("vng", path=os.path.dirname(sys.executable)))
     if not path:
-        raise VmError("virtme-ng is not installed (no `vng` on PATH): "
-                      "pip install 'srl2-testbed[vm]'  (or: pip install virtme-ng)")
+        raise VmError("virtme-ng is not installed (no `vng` on PATH nor beside "
+                      f"{sys.executable}): bash .ci/setup-vm.sh  (or: pip install 'srl2-testbed[vm]')")
     return path
 
 
