@@ -16,9 +16,11 @@ DOT_SUFFIXES = (".dot", ".gv")
 def add_parser(sub) -> None:
     p = sub.add_parser("graph", help="draw a topology, or a running lab as it is (SVG, PNG or PDF via graphviz, "
                                      "or DOT)",
-                       description="Draw TOPOLOGY (a YAML file), or the running lab LAB read back from the "
-                                   "kernel: nodes, addresses, bridges, srl2 devices and their segment lists, "
-                                   "route-based seg6 pseudowires, SIDs, and packet counters as labels.")
+                       description="Draw TOPOLOGY (a YAML file: its shape, i.e. nodes, links with their "
+                                   "interface names, SIDs and srl2 pseudowires), or the running lab LAB read "
+                                   "back from the kernel: nodes, addresses, bridges, srl2 devices and their "
+                                   "segment lists, route-based seg6 pseudowires, SIDs, and packet counters "
+                                   "as labels.")
     p.add_argument("topology", metavar="TOPOLOGY|LAB")
     p.add_argument("-o", "--output",
                    help="FILE.svg, FILE.png or FILE.pdf (drawn by graphviz `dot`), or FILE.dot / FILE.gv "
