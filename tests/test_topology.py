@@ -326,7 +326,8 @@ def test_fuzz_yaml_punctuation(text):
 _pieces = st.sampled_from(["", "\n", ":", " ", "- ", "[", "]", "{", "}", ",", "  ", "\t", "'", '"',
                            "&a ", "*a", "<<: ", "~", "null", "true", "0x", "999999", "-1", "::",
                            "fcff::1", "10.0.0.1/24", "veth0", "rt-1:", "End.DX2", "br0", "srl2-0",
-                           "default", "table: main", "!!int ", "!foo ", "? ", "|\n", "\x07", "é"])
+                           "default", "table: main", "!!int ", "!foo ", "? ", "|\n", "\x07", "é",
+                           "mode: reduced", "hmac: 1", "revision: srl2\n", "hmac_keys: {1: {secret: x}}"])
 
 
 @FUZZ
@@ -361,3 +362,114 @@ def test_sysctls_of_the_labs_own_interfaces_load_though_the_host_has_none():
             "    bridges: {br0: {}}\n  h: {}\nlinks: [[rt:veth-rt2, h:eth0]]\n")
     assert topology.loads(text, "x.yaml").nodes["rt"].sysctls == {
         "net.ipv6.conf.veth-rt2.hop_limit": "33", "net.ipv4.conf.br0.rp_filter": "0"}
+
+
+# ---------------------------------------------------------------- the series' revisions
+
+SR6 = ("nodes:\n  r:\n    hmac_keys: {1: {secret: s3cret}, 0x10: {secret: 1234, algorithm: sha1}}\n"
+       "    srl2:\n      s0: {segs: ['fc00::1'], mode: reduced, table: 100, hmac: 1}\n"
+       "      s1: {segs: ['fc00::2'], table: main, mode: full}\n")
+
+
+def test_srl2_mode_table_hmac_and_hmac_keys_in_the_model():
+    topo = topology.loads("revision: sr6\n" + SR6, "x.yaml")
+    assert topo.revision == "sr6"
+    r = topo.nodes["r"]
+    s0, s1 = r.srl2["s0"], r.srl2["s1"]
+    assert (s0.mode, s0.table, s0.hmac) == ("reduced", 100, 1)
+    assert (s1.mode, s1.table, s1.hmac) == ("full", 254, None)  # table names as for routes
+    # a key id as YAML writes integers (0x10), a secret as written (1234 is text), sha256 by default
+    assert r.hmac_keys == {1: model.HmacKey(1, "s3cret", "sha256", Where("x.yaml", 4, 17)),
+                           16: model.HmacKey(16, "1234", "sha1", Where("x.yaml", 4, 38))}
+
+
+def test_defaults_revision_auto_and_no_mode_table_hmac():
+    topo = topology.loads("nodes:\n  r:\n    srl2: {s0: {segs: ['fc00::1']}}\n", "x.yaml")
+    assert topo.revision == "auto"
+    s0 = topo.nodes["r"].srl2["s0"]
+    assert (s0.mode, s0.table, s0.hmac) == (None, None, None)
+    assert topo.nodes["r"].hmac_keys == {}
+
+
+def test_auto_is_not_checked_at_load():
+    """auto is what the running kernel has: the engine checks once it knows."""
+    assert topology.loads(SR6, "x.yaml").revision == "auto"
+    assert topology.loads("revision: auto\n" + SR6, "x.yaml").nodes["r"].srl2["s0"].mode == "reduced"
+
+
+def test_revision_argument_overrides_the_file():
+    expected = ["x.yaml:5:37: s0: mode reduced: revision srl2 has no encapsulation mode 'reduced' (it has full); "
+                "sr6 has it",
+                "x.yaml:5:53: s0: table 100: revision srl2 has no post-encapsulation table; sr6 has it",
+                "x.yaml:5:64: s0: hmac 1: revision srl2 has no HMAC; sr6 has it",
+                "x.yaml:6:38: s1: table 254: revision srl2 has no post-encapsulation table; sr6 has it"]
+    with pytest.raises(TopologyError) as info:
+        topology.loads(SR6, "x.yaml", revision="srl2")
+    assert str(info.value).splitlines() == expected
+    with pytest.raises(TopologyError) as info:  # the file's own revision: the same, one line further down
+        topology.loads("revision: srl2\n" + SR6, "x.yaml")
+    assert [d.where.line for d in info.value.diagnostics] == [6, 6, 6, 7]
+    assert topology.loads("revision: srl2\n" + SR6, "x.yaml", revision="sr6").revision == "sr6"
+    assert topology.loads("revision: srl2\n" + SR6, "x.yaml", revision="auto").revision == "auto"
+    # mode full is every revision's
+    assert topology.loads("nodes: {r: {srl2: {s0: {segs: ['fc00::1'], mode: full}}}}\n", "x.yaml",
+                          revision="srl2").nodes["r"].srl2["s0"].mode == "full"
+
+
+def test_revision_argument_unknown():
+    with pytest.raises(TopologyError) as info:
+        topology.loads("revision: sr6\n" + SR6, "x.yaml", revision="sr7")
+    assert str(info.value) == "x.yaml:1:11: revision 'sr7' (given by the caller) is not one of auto, srl2, sr6"
+    with pytest.raises(TopologyError, match=r"^x\.yaml:1:1: revision 'v2' \(given by the caller\)"):
+        topology.loads(SR6, "x.yaml", revision="v2")
+
+
+def test_revision_errors_for_the_engine_are_the_loads_messages_at_the_device():
+    """The engine resolves auto, then calls revision_errors/check_revision:
+    the same messages as at load, at the device (the model has no position
+    for its keys)."""
+    from testbed import revisions
+
+    topo = topology.loads(SR6, "x.yaml")
+    diags = topology.revision_errors(topo, "srl2")
+    with pytest.raises(TopologyError) as info:
+        topology.loads(SR6, "x.yaml", revision="srl2")
+    assert [d.message for d in diags] == [d.message for d in info.value.diagnostics]
+    assert [d.where for d in diags] == [Where("x.yaml", 5, 7)] * 3 + [Where("x.yaml", 6, 7)]
+    assert topology.revision_errors(topo, revisions.get("srl2")) == diags
+    assert topology.revision_errors(topo, "sr6") == []
+    topology.check_revision(topo, revisions.get("sr6"))
+    with pytest.raises(TopologyError) as info:
+        topology.check_revision(topo, "srl2")
+    assert str(info.value).splitlines()[0] == ("x.yaml:5:7: s0: mode reduced: revision srl2 has no encapsulation "
+                                               "mode 'reduced' (it has full); sr6 has it")
+    with pytest.raises(ValueError, match="resolved revision"):
+        topology.revision_errors(topo, "auto")
+
+
+def test_vocabulary_agrees_with_the_revisions():
+    from testbed import revisions
+    from testbed.topology import vocabulary
+
+    assert vocabulary.REVISIONS == revisions.CHOICES
+    assert set(vocabulary.SRL2_MODES) == {m for r in revisions.all_revisions() for m in r.modes}
+    assert vocabulary.DEFAULTS["revision"] == "auto"
+
+
+def test_hmac_key_names_a_key_though_its_settings_are_wrong():
+    """A key whose secret is wrong is one mistake, not two (its srl2 `hmac:` is fine)."""
+    with pytest.raises(TopologyError) as info:
+        topology.loads("nodes:\n  r:\n    hmac_keys: {5: {secret: ''}}\n"
+                       "    srl2: {s0: {segs: ['fc00::1'], hmac: 5}}\n", "x.yaml")
+    assert [str(d) for d in info.value.diagnostics] == [
+        "x.yaml:3:29: the secret of HMAC key 5 is empty; `ip sr hmac` takes an empty secret as removing the key"]
+
+
+def test_no_message_shows_a_secret():
+    long, other = "Sup3r-" * 12, "tw0\\nlines"
+    text = (f"nodes:\n  r:\n    hmac_keys:\n      1: {{secret: '{long}'}}\n      2: {{secret: \"{other}\"}}\n"
+            f"      3: {{secret: 's3cret', algorithm: md5}}\n      x: {{secret: 's3cret'}}\n")
+    with pytest.raises(TopologyError) as info:
+        topology.loads(text, "x.yaml")
+    assert len(info.value.diagnostics) == 4
+    assert not any(s in str(info.value) for s in ("Sup3r", "tw0", "s3cret"))

@@ -1,8 +1,10 @@
 """YAML topology -> validated `testbed.model.Topology`; no side effects.
 The format is described in docs/topology.md.
 
-    load(path, name=None) -> Topology
-    loads(text, filename, name=None) -> Topology
+    load(path, name=None, revision=None) -> Topology
+    loads(text, filename, name=None, revision=None) -> Topology
+    revision_errors(topo, revision) -> list[Diagnostic]   # after `auto` is resolved
+    check_revision(topo, revision)                        # the same, raising TopologyError
 
 Both raise `testbed.diagnostics.TopologyError` listing *every* problem
 found, each as ``FILE:LINE:COL: message`` (FILE as given by the caller),
@@ -21,12 +23,13 @@ from typing import Callable, Optional
 
 from testbed import model
 from testbed.diagnostics import Diagnostic, TopologyError
-from testbed.topology import checks, crosscheck, links, nodes, toplevel
+from testbed.topology import checks, crosscheck, links, nodes, revision as revision_pass, toplevel
 from testbed.topology.inventory import Load
+from testbed.topology.revision import check_revision, revision_errors
 from testbed.topology.values import Ctx
 from testbed.topology.yamlpos import read_file
 
-__all__ = ["load", "loads", "TopologyError", "Diagnostic", "PASSES"]
+__all__ = ["load", "loads", "revision_errors", "check_revision", "TopologyError", "Diagnostic", "PASSES"]
 
 Pass = Callable[[Load], None]
 
@@ -37,15 +40,21 @@ PASSES: tuple[tuple[str, Pass], ...] = (
     ("links", links.parse_links),
     ("interfaces", nodes.parse_all_interfaces),
     ("cross-checks", crosscheck.check_nodes),
+    ("revision", revision_pass.check),
     ("checks", checks.parse_checks),
 )
 
 
-def loads(text: str, filename: str = "<string>", name: Optional[str] = None) -> model.Topology:
+def loads(text: str, filename: str = "<string>", name: Optional[str] = None,
+          revision: Optional[str] = None) -> model.Topology:
     """Parse and validate a topology given as text; `filename` is used in
-    messages and for the default lab name (its stem)."""
+    messages and for the default lab name (its stem).  `name` overrides the
+    file's `name:`, `revision` (auto, srl2, sr6: what `--revision` says)
+    its `revision:`; the devices are checked against that revision here,
+    except `auto`, which is resolved and checked by the engine
+    (revision_errors)."""
     ctx = Ctx(os.fspath(filename))
-    load = Load(ctx=ctx, text=text, name=name)
+    load = Load(ctx=ctx, text=text, name=name, revision=revision)
     for _name, run in PASSES:
         run(load)
         if load.stop:
@@ -56,7 +65,7 @@ def loads(text: str, filename: str = "<string>", name: Optional[str] = None) -> 
     return load.topo
 
 
-def load(path: str | os.PathLike, name: Optional[str] = None) -> model.Topology:
-    """Read and validate a topology file.  Messages show `path` as given."""
+def load(path: str | os.PathLike, name: Optional[str] = None, revision: Optional[str] = None) -> model.Topology:
+    """Read and validate a topology file (see loads).  Messages show `path` as given."""
     filename = os.fspath(path)
-    return loads(read_file(filename), filename, name)
+    return loads(read_file(filename), filename, name, revision)

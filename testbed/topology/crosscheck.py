@@ -1,7 +1,7 @@
 """Cross-checks of a node (docs/topology.md "Interfaces of a node",
-"Bridges", "SIDs"): what needs every interface of the node known: srl2
-devices joining their bridge, references to interfaces, the interface
-entries of the model, one SID per table."""
+"Bridges", "srl2 devices", "SIDs"): what needs the whole node known: srl2
+devices joining their bridge and naming its HMAC keys, references to
+interfaces, the interface entries of the model, one SID per table."""
 from __future__ import annotations
 
 from testbed import model
@@ -36,6 +36,14 @@ def check_node(ctx: Ctx, st: NodeState) -> None:
         if dev.name in st.port_of and st.port_of[dev.name][0] == br.name:
             continue  # listed in ports as well: one port
         add_port(ctx, st, br, model.BridgePort(name=dev.name, where=dev.where), at)
+
+    # srl2 `hmac:` names a key of the node's hmac_keys
+    for dev, at in st.srl2_hmac:
+        if dev.hmac not in st.hmac_ids:
+            keys = ", ".join(str(k) for k in sorted(st.hmac_ids))
+            ctx.err(at, f"srl2 device {quote(dev.name)} names HMAC key {dev.hmac}, which node {nname} does not "
+                        "have " + (f"(its keys: {keys})" if keys else
+                                   f"(the node has no hmac_keys; add hmac_keys: {{{dev.hmac}: {{secret: TEXT}}}})"))
 
     # references to interfaces
     for ifname, at, what, check in st.refs:

@@ -21,6 +21,7 @@ class Load:
     ctx: Ctx
     text: str
     name: Optional[str] = None  # the caller's lab name, overriding the file's
+    revision: Optional[str] = None  # the caller's revision (--revision), overriding the file's
     root: Optional[Node] = None
     top: dict[str, tuple[ScalarNode, Node]] = field(default_factory=dict)
     topo: Optional[model.Topology] = None
@@ -43,6 +44,12 @@ class NodeState:
         # port name -> (bridge name, where) ; for "a port in two bridges"
         self.port_of: dict[str, tuple[str, Node]] = {}
         self.srl2_bridge: list[tuple[model.Srl2, Node]] = []
+        # (device, key) -> the value's node, for mode/table/hmac: where a revision's refusal points
+        self.srl2_at: dict[tuple[str, str], Node] = {}
+        # (device, its `hmac:` value) checked against the node's keys once they are known
+        self.srl2_hmac: list[tuple[model.Srl2, Node]] = []
+        # every HMAC key id the node's hmac_keys name, also those whose settings were wrong
+        self.hmac_ids: set[int] = set()
 
     def make(self, ctx: Ctx, name: str, what: str, at: Node) -> bool:
         where = ctx.where(at)

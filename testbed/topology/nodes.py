@@ -1,11 +1,11 @@
 """Nodes (docs/topology.md "Nodes"): each node's kind, bridges and their
-ports, srl2 devices, sysctls and tunsrc, and (in a later pass, once every
+ports, srl2 devices, sysctls, tunsrc and HMAC keys, and (in a later pass, once every
 link end is known) the settings of its interfaces.  Routes, rules and SIDs
 are read by testbed/topology/routing.py."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, cast
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -14,8 +14,10 @@ from testbed.defaults import needs_interfaces
 from testbed.topology import routing
 from testbed.topology.inventory import Load, NodeState
 from testbed.topology.values import Ctx, ifname_problem
-from testbed.topology.vocabulary import (BRIDGE_KEYS, IFACE_KEYS, KINDS, MAX_SEGS, NODE_KEYS, NODE_NAME_MAX,
-                                         NODE_NAME_RE, PORT_KEYS, SRL2_KEYS, SYSCTL_RE, VLAN_MAX, VLAN_MIN)
+from testbed.topology.vocabulary import (BRIDGE_KEYS, DEFAULTS, HMAC_ALGORITHMS, HMAC_KEY_KEYS, HMAC_KEYID_MAX,
+                                         HMAC_KEYID_MIN, HMAC_SECRET_MAX, IFACE_KEYS, KINDS, MAX_SEGS, NODE_KEYS,
+                                         NODE_NAME_MAX, NODE_NAME_RE, PORT_KEYS, SRL2_KEYS, SRL2_MODES, SYSCTL_RE,
+                                         TABLE_NAMES, U32, VLAN_MAX, VLAN_MIN)
 from testbed.topology.yamlpos import T_BOOL, T_INT, T_NULL, describe, quote, suggest, yaml_bool, yaml_int
 
 
@@ -72,6 +74,8 @@ def parse_node(ctx: Ctx, name: str, knode: ScalarNode, body: Node) -> NodeState:
     _parse_list(ctx, st, p, "sids", "SIDs", routing.parse_sid, node.sids)
     if "sysctls" in p:
         parse_sysctls(ctx, st, p["sysctls"][1])
+    if "hmac_keys" in p:
+        parse_hmac_keys(ctx, st, p["hmac_keys"][1])
     return st
 
 
@@ -285,4 +289,92 @@ def parse_srl2(ctx: Ctx, st: NodeState, vnode: Node) -> None:
             dev.bridge = ctx.ifname(p["bridge"][1], "a bridge name")
             if dev.bridge is not None:
                 st.srl2_bridge.append((dev, p["bridge"][1]))
+        # mode, table and hmac exist in some revisions only: pass "revision" checks them
+        for key in ("mode", "table", "hmac"):
+            if key in p:
+                st.srl2_at[(dname, key)] = p[key][1]
+        if "mode" in p:
+            # one of vocabulary.yaml's srl2_mode (typed str), which model.Srl2.mode lists
+            dev.mode = cast(Any, ctx.choice(p["mode"][1], "mode", SRL2_MODES))
+        if "table" in p:
+            dev.table = _srl2_table(ctx, p["table"][1])
+        if "hmac" in p:
+            dev.hmac = ctx.int_(p["hmac"][1], "hmac", HMAC_KEYID_MIN, HMAC_KEYID_MAX)
+            if dev.hmac is not None:
+                st.srl2_hmac.append((dev, p["hmac"][1]))
         st.node.srl2[dname] = dev
+
+
+def _srl2_table(ctx: Ctx, vnode: Node) -> Optional[int]:
+    """The device's post-encapsulation FIB table; 0 is what the kernel
+    refuses ("Invalid FIB table ID"), said as such rather than as a range."""
+    if isinstance(vnode, ScalarNode) and vnode.tag == T_INT and yaml_int(vnode) == 0:
+        names = ", ".join(TABLE_NAMES)
+        ctx.err(vnode, f"table 0 is refused by the kernel (\"Invalid FIB table ID\"); expected 1..{U32} "
+                       f"or {names}")
+        return None
+    return ctx.table(vnode)
+
+
+def parse_hmac_keys(ctx: Ctx, st: NodeState, vnode: Node) -> None:
+    """`hmac_keys: {KEYID: {secret: TEXT, algorithm: sha256}}`: `ip sr hmac
+    KEYID` in the node.  No message ever shows a secret."""
+    nname = quote(st.node.name)
+    pairs = ctx.mapping(vnode, f"a mapping KEYID: {{secret: TEXT, algorithm: sha256 | sha1}} for the HMAC keys "
+                               f"of node {nname}")
+    if pairs is None:
+        return
+    first: dict[int, ScalarNode] = {}
+    for knode, body in pairs.values():
+        keyid = ctx.int_(knode, "HMAC key id", HMAC_KEYID_MIN, HMAC_KEYID_MAX)
+        if keyid is None:
+            continue
+        if keyid in first:  # 1 and 0x1: two YAML keys, one key id
+            ctx.err(knode, f"HMAC key {keyid} is given twice for node {nname} "
+                           f"(first on line {first[keyid].start_mark.line + 1})")
+            continue
+        first[keyid] = knode
+        st.hmac_ids.add(keyid)
+        p = ctx.mapping(body, f"a mapping {{secret: TEXT, algorithm: sha256 | sha1}} for HMAC key {keyid}")
+        if p is None:
+            continue
+        ctx.known_keys(p, HMAC_KEY_KEYS, f"HMAC key {keyid} of node {nname}")
+        secret = None
+        if "secret" not in p:
+            ctx.err(knode, f"HMAC key {keyid} of node {nname} needs a secret (secret: TEXT)")
+        else:
+            secret = _hmac_secret(ctx, p["secret"][1], keyid)
+        algorithm = DEFAULTS["hmac_algorithm"]
+        if "algorithm" in p:
+            algorithm = ctx.choice(p["algorithm"][1], "algorithm", HMAC_ALGORITHMS)
+        if secret is not None and algorithm is not None:
+            # algorithm: one of vocabulary.yaml's hmac_algorithm (typed str), which model.HmacKey lists
+            st.node.hmac_keys[keyid] = model.HmacKey(keyid=keyid, secret=secret, algorithm=cast(Any, algorithm),
+                                                     where=ctx.where(knode))
+
+
+def _hmac_secret(ctx: Ctx, vnode: Node, keyid: int) -> Optional[str]:
+    """The secret as written (any scalar, taken literally); 1..64 bytes of
+    one line, which is what `ip sr hmac` reads and the kernel keeps.  The
+    messages never show it."""
+    if not isinstance(vnode, ScalarNode) or vnode.tag == T_NULL:
+        ctx.err(vnode, f"expected the secret of HMAC key {keyid} (text), got {describe(vnode)}")
+        return None
+    secret = vnode.value
+    try:
+        size = len(secret.encode("utf-8"))
+    except UnicodeEncodeError:  # "\ud800" in double quotes: a lone surrogate
+        ctx.err(vnode, f"the secret of HMAC key {keyid} is not text (it has a lone UTF-16 surrogate)")
+        return None
+    if size == 0:
+        ctx.err(vnode, f"the secret of HMAC key {keyid} is empty; `ip sr hmac` takes an empty secret as "
+                       "removing the key")
+    elif size > HMAC_SECRET_MAX:
+        ctx.err(vnode, f"the secret of HMAC key {keyid} is {size} bytes; the kernel keeps at most "
+                       f"{HMAC_SECRET_MAX} (SEG6_HMAC_SECRET_LEN)")
+    elif "\n" in secret or "\0" in secret:
+        ctx.err(vnode, f"the secret of HMAC key {keyid} contains a line break or a NUL; `ip sr hmac` reads a "
+                       "secret as one line of text")
+    else:
+        return secret
+    return None

@@ -1,6 +1,6 @@
 """The document and its top level (docs/topology.md "Top level"): the YAML
 must compose into a mapping of known keys; then the lab name, description
-and datapath."""
+datapath and revision."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from yaml.nodes import ScalarNode
 from testbed import model
 from testbed.model import Where
 from testbed.topology.inventory import Load
-from testbed.topology.vocabulary import DATAPATHS, DEFAULTS, LAB_NAME_MAX, LAB_NAME_RE, TOP_KEYS
+from testbed.topology.vocabulary import DATAPATHS, DEFAULTS, LAB_NAME_MAX, LAB_NAME_RE, REVISIONS, TOP_KEYS
 from testbed.topology.yamlpos import T_NULL, compose, describe, quote
 
 
@@ -35,7 +35,8 @@ def parse_document(load: Load) -> None:
 
 
 def parse_header(load: Load) -> None:
-    """Pass "header": known top-level keys; lab name (argument > YAML > file stem), description, datapath."""
+    """Pass "header": known top-level keys; lab name (argument > YAML > file stem), description,
+    datapath, revision (argument > YAML > auto)."""
     ctx, top, root, topo = load.ctx, load.top, load.root, load.topo
     assert root is not None and topo is not None
     ctx.known_keys(top, TOP_KEYS, "the topology")
@@ -68,3 +69,12 @@ def parse_header(load: Load) -> None:
         # choice() returns one of vocabulary.yaml's datapaths (typed str), which model.Datapath lists
         topo.datapath = cast(model.Datapath, ctx.choice(top["datapath"][1], "datapath", DATAPATHS)
                              or DEFAULTS["datapath"])
+    rev_node = top["revision"][1] if "revision" in top else None
+    if rev_node is not None:
+        topo.revision = ctx.choice(rev_node, "revision", REVISIONS) or DEFAULTS["revision"]
+    if load.revision is not None:
+        if load.revision in REVISIONS:
+            topo.revision = load.revision
+        else:
+            ctx.err(rev_node or root, f"revision {quote(load.revision)} (given by the caller) is not one of "
+                                      f"{', '.join(REVISIONS)}")
