@@ -608,11 +608,12 @@ E6_LAB = textwrap.dedent(f"""\
 @pytest.mark.conformance("E6")
 @pytest.mark.needs("End.DT2U")
 @pytest.mark.kernel_only("rtnetlink refusals of seg6local End.DT2U routes: the reference has no such route")
-def test_end_dt2u_route_creation_errors(lab):
+def test_end_dt2u_route_creation_errors(lab, revision):
     """E6 (srl2 patch, seg6local End.DT2U l2dev parsing): an l2dev ifindex
     that does not exist -> ENODEV "l2dev device not found"; an l2dev that is
     neither a bridge port nor an srl2 device -> EINVAL "l2dev must be a
-    bridge port or srl2 device"; a bridge port is accepted (control)."""
+    bridge port or srl2 device" (sr6: "... or sr6 device", the revision's
+    word); a bridge port is accepted (control)."""
     from pyroute2.netlink.exceptions import NetlinkError
 
     lab_ = lab(E6_LAB)
@@ -620,7 +621,7 @@ def test_end_dt2u_route_creation_errors(lab):
     dev = lab_.ifindex("rt-2", "veth-inj")
     missing = max(m["index"] for m in ipr.get_links()) + 1000
     for l2dev, code, text in ((missing, errno.ENODEV, "l2dev device not found"),
-                              (dev, errno.EINVAL, "l2dev must be a bridge port or srl2 device")):
+                              (dev, errno.EINVAL, f"l2dev must be a bridge port or {revision.l2dev_word} device")):
         with pytest.raises(NetlinkError) as e:
             nla.add_seg6local(ipr, "fcff:2::e6", "End.DT2U", dev=dev, l2dev=l2dev, table=90)
         assert abs(e.value.code) == code, f"l2dev {l2dev}: errno {e.value.code}, expected {errno.errorcode[code]}"
@@ -637,7 +638,7 @@ def e6_topology(l2dev: str) -> tuple[str, int]:
 
 @pytest.mark.conformance("E6")
 @pytest.mark.needs("srl2", "End.DT2U")
-def test_end_dt2u_l2dev_errors_are_reported_at_the_yaml_line(lab, datapath):
+def test_end_dt2u_l2dev_errors_are_reported_at_the_yaml_line(lab, datapath, revision):
     """E6 through a topology: an End.DT2U whose l2dev is neither a bridge
     port nor an srl2 device (veth-inj) fails bring-up with one clear
     LabError naming the SID's YAML line and the reason (the kernel's
@@ -656,7 +657,7 @@ def test_end_dt2u_l2dev_errors_are_reported_at_the_yaml_line(lab, datapath):
         lab(text)
     msg = str(e.value)
     assert "Traceback" not in msg and "\n" not in msg, msg
-    expected = ("l2dev must be a bridge port or srl2 device" if datapath == "kernel"
+    expected = (f"l2dev must be a bridge port or {revision.l2dev_word} device" if datapath == "kernel"
                 else "'veth-inj' is not an srl2 device of this node")
     assert expected in msg, msg
     assert e.value.where is not None and e.value.where.line == line, \

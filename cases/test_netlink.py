@@ -30,7 +30,7 @@ from testbed.casekit import counters_reach, l2frame
 from testbed.casekit import marker as marked
 from testbed.errors import LabError
 from testbed.packets import assert_packet, is_srv6, scapy, send_frames
-from testbed.srv6 import nla, seg6
+from testbed.srv6 import nla
 from testbed.srv6 import srh as srhlib
 from testbed.wait import until
 
@@ -142,7 +142,7 @@ DEVICES = textwrap.dedent("""\
 
 @pytest.mark.conformance("N1", "T4")
 @pytest.mark.needs("srl2")
-def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab, checks):
+def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab, checks, revision):
     """N1 (srl2 patch: ether_setup, IFF_NO_QUEUE, eth_hw_addr_random; MTU as
     T4): each device is ARPHRD_ETHER, has qdisc noqueue, a MAC that is
     unicast, locally administered and not the other device's (random), MTU
@@ -150,7 +150,7 @@ def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab, ch
     68.  The reference sets noqueue itself (a TAP would get the default
     qdisc); its MAC is the TAP's random one."""
     lab_ = lab(DEVICES)
-    assert srhlib.mtu_for(1) == 1422 and srhlib.mtu_for(2) == 1406  # the formula itself
+    assert revision.default_mtu(1) == 1422 and revision.default_mtu(2) == 1406  # the formula itself (full mode)
     macs = set()
     for n in (1, 2):
         m = link(lab_, "rt-1", f"srl2-{n}")
@@ -161,21 +161,22 @@ def test_created_device_is_a_queueless_ethernet_device_with_a_random_mac(lab, ch
                      "unicast, locally administered (random)", mac.hex(":"))
         macs.add(mac)
         checks.equal("N1", f"min MTU of srl2-{n}", MIN_MTU, m.get_attr("IFLA_MIN_MTU"))
-        checks.equal("T4", f"MTU of srl2-{n} ({n} SIDs)", srhlib.mtu_for(n), m.get_attr("IFLA_MTU"))
+        checks.equal("T4", f"MTU of srl2-{n} ({n} SIDs)", revision.default_mtu(n), m.get_attr("IFLA_MTU"))
     checks.equal("N1", "distinct MACs of the two devices (random)", 2, len(macs))
 
 
 @pytest.mark.conformance("N1")
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only(TAP_IS_NOT_SRL2)
-def test_created_device_is_of_kind_srl2_with_max_mtu_for_its_srh(lab):
+def test_created_device_is_of_kind_srl2_with_max_mtu_for_its_srh(lab, revision):
     """N1 (srl2 patch: max_mtu = 65535 - 40 - SRH - 14): the link kind read
-    back is "srl2" and IFLA_MAX_MTU is 65457 for one SID, 65441 for two."""
+    back is the revision's ("srl2", "sr6") and IFLA_MAX_MTU is 65457 for one
+    SID, 65441 for two (sr6, full mode: the same overhead)."""
     lab_ = lab(DEVICES)
     for n in (1, 2):
         m = link(lab_, "rt-1", f"srl2-{n}")
-        assert m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == seg6.SRL2_KIND
-        assert m.get_attr("IFLA_MAX_MTU") == srhlib.max_mtu_for(n) == 65535 - 40 - (8 + 16 * n) - 14
+        assert m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == revision.kind
+        assert m.get_attr("IFLA_MAX_MTU") == revision.max_mtu(n) == 65535 - 40 - (8 + 16 * n) - 14
 
 
 # ---- N2, N3: refused requests ------------------------------------------------------
@@ -187,12 +188,12 @@ ONE_NODE = textwrap.dedent("""\
     """)
 
 
-def srl2_link_without_srh(ifname: str, empty_data: bool) -> ifinfmsg:
-    """`ip link add IFNAME type srl2` with no IFLA_SRL2_SRH: IFLA_LINKINFO
+def srl2_link_without_srh(kind: str, ifname: str, empty_data: bool) -> ifinfmsg:
+    """`ip link add IFNAME type KIND` with no SRH attribute: IFLA_LINKINFO
     with the kind only, or with an empty IFLA_INFO_DATA."""
     msg = ifinfmsg()
     msg["family"] = socket.AF_UNSPEC
-    info = [("IFLA_INFO_KIND", seg6.SRL2_KIND)]
+    info = [("IFLA_INFO_KIND", kind)]
     if empty_data:
         info.append(("IFLA_INFO_DATA", {"attrs": []}))
     msg["attrs"] = [("IFLA_IFNAME", ifname), ("IFLA_LINKINFO", {"attrs": info})]
@@ -202,14 +203,14 @@ def srl2_link_without_srh(ifname: str, empty_data: bool) -> ifinfmsg:
 @pytest.mark.conformance("N2")
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only(NOT_FROM_NETLINK)
-def test_missing_srh_is_refused_with_its_extack(lab):
+def test_missing_srh_is_refused_with_its_extack(lab, revision):
     """N2 (srl2 patch, newlink): an srl2 link without IFLA_SRL2_SRH, with no
     link data at all or with empty link data, is refused with EINVAL and the
     extack "SRH with segment list is required"; no device is left."""
     ipr = lab(ONE_NODE).node("n").ipr
     for i, empty in enumerate((False, True)):
         name = f"srl2-n2-{i}"
-        code, text = refusal(lambda: nla.send(ipr, srl2_link_without_srh(name, empty), RTM_NEWLINK))
+        code, text = refusal(lambda: nla.send(ipr, srl2_link_without_srh(revision.kind, name, empty), RTM_NEWLINK))
         assert (code, text) == (errno.EINVAL, "SRH with segment list is required"), f"link data empty={empty}"
         assert ipr.link_lookup(ifname=name) == []
 
@@ -246,7 +247,7 @@ INVALID = {
     *[(k, v, "SRH too short") for k, v in TOO_SHORT.items()],
     *[(k, v, "Invalid SRH") for k, v in INVALID.items()],
 ], ids=[*TOO_SHORT, *INVALID])
-def test_bad_srh_is_refused_with_its_extack(lab, what, srh, text, checks):
+def test_bad_srh_is_refused_with_its_extack(lab, what, srh, text, checks, revision):
     """N3 (srl2 patch, newlink; the checks of seg6_validate_srh): an SRH
     shorter than one segment -> EINVAL "SRH too short"; type != 4, hdrlen
     not matching the attribute, segments left beyond the last entry, last
@@ -255,13 +256,13 @@ def test_bad_srh_is_refused_with_its_extack(lab, what, srh, text, checks):
     ipr = lab(ONE_NODE).node("n").ipr
     cid = "S3" if "declares" in what else "N3"  # a length that does not match the attribute: S3's words
     try:
-        nla.add_srl2(ipr, "srl2-bad", srh)
+        nla.add_l2(ipr, revision, "srl2-bad", srh)
         seen = "accepted"
     except NetlinkError as e:
         seen = f"{errno.errorcode.get(abs(e.code), e.code)} {e.args[1] if len(e.args) > 1 else ''!r}"
     checks.equal(cid, f"RTM_NEWLINK with an SRH of {what}", f"EINVAL {text!r}", seen)
     checks.equal(cid, f"devices left after the refusal ({what})", [], ipr.link_lookup(ifname="srl2-bad"))
-    nla.add_srl2(ipr, "srl2-good", srh_bytes(1))
+    nla.add_l2(ipr, revision, "srl2-good", srh_bytes(1))
     assert ipr.link_lookup(ifname="srl2-good"), "the control (a good SRH) was not accepted"
 
 
@@ -269,14 +270,14 @@ def test_bad_srh_is_refused_with_its_extack(lab, what, srh, text, checks):
 
 @pytest.mark.conformance("N4")
 @pytest.mark.needs("srl2")
-def test_mtu_changes_within_range_are_accepted_and_below_min_refused(lab):
+def test_mtu_changes_within_range_are_accepted_and_below_min_refused(lab, revision):
     """N4 (srl2 patch: min_mtu 68, max_mtu 65535 - 40 - SRH - 14; the core's
     dev_validate_mtu): 68, 1280, 1422, 9000 and the maximum 65457 are
     accepted and read back; 67 and 0 are refused with EINVAL "mtu less than
     device minimum" and the MTU stays what it was."""
     lab_ = lab(DEVICES)
     ipr, index = lab_.node("rt-1").ipr, lab_.ifindex("rt-1", "srl2-1")
-    for mtu in (MIN_MTU, 1280, 1422, 9000, srhlib.max_mtu_for(1)):
+    for mtu in (MIN_MTU, 1280, 1422, 9000, revision.max_mtu(1)):
         ipr.link("set", index=index, mtu=mtu)
         assert link(lab_, "rt-1", "srl2-1").get_attr("IFLA_MTU") == mtu
     ipr.link("set", index=index, mtu=1300)
@@ -288,7 +289,7 @@ def test_mtu_changes_within_range_are_accepted_and_below_min_refused(lab):
 @pytest.mark.conformance("N4")
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only(TAP_IS_NOT_SRL2)
-def test_mtu_above_max_is_refused(lab):
+def test_mtu_above_max_is_refused(lab, revision):
     """N4 (srl2 patch: max_mtu = 65535 - 40 - SRH - 14): 65458 on a one-SID
     device, 65442 on a two-SID one, and 65535, are refused with EINVAL "mtu
     greater than device maximum"; the MTU stays what it was."""
@@ -296,9 +297,9 @@ def test_mtu_above_max_is_refused(lab):
     ipr = lab_.node("rt-1").ipr
     for n in (1, 2):
         index = lab_.ifindex("rt-1", f"srl2-{n}")
-        for mtu in (srhlib.max_mtu_for(n) + 1, 65535):
+        for mtu in (revision.max_mtu(n) + 1, 65535):
             assert refusal(lambda: ipr.link("set", index=index, mtu=mtu)) == (errno.EINVAL, REFUSAL_TEXT_MAX)
-            assert link(lab_, "rt-1", f"srl2-{n}").get_attr("IFLA_MTU") == srhlib.mtu_for(n)
+            assert link(lab_, "rt-1", f"srl2-{n}").get_attr("IFLA_MTU") == revision.default_mtu(n)
 
 
 CREATED_WITH_MTU = textwrap.dedent("""\
@@ -313,7 +314,7 @@ CREATED_WITH_MTU = textwrap.dedent("""\
 
 @pytest.mark.conformance("N4")
 @pytest.mark.needs("srl2")
-def test_mtu_given_at_creation_is_applied(lab, checks):
+def test_mtu_given_at_creation_is_applied(lab, checks, revision):
     """N4, creation (rtnetlink convention: rtnl_create_link validates and
     applies IFLA_MTU for every link kind before the driver's newlink runs;
     the lab passes a topology's `mtu` that way): a device created with mtu
@@ -334,7 +335,7 @@ def test_mtu_given_at_creation_is_applied(lab, checks):
             checks.equal("N4", what, f"{mtu}", f"creation refused: {str(e).split(': ', 1)[-1]}")
             continue
         got = link(lab_, "rt-1", name).get_attr("IFLA_MTU")
-        checks.equal("N4", what + ("" if got != srhlib.mtu_for(1) else " (the computed MTU won)"), mtu, got)
+        checks.equal("N4", what + ("" if got != revision.default_mtu(1) else " (the computed MTU won)"), mtu, got)
 
 
 # ---- N5: deletion while frames flow ------------------------------------------------

@@ -286,7 +286,7 @@ KERNEL_ONLY = "the reference datapath has no srl2 link kind in rtnetlink (its de
 @pytest.mark.conformance("S3", "N3")
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only(KERNEL_ONLY)
-def test_kernel_rejects_an_srh_whose_length_does_not_match(lab, checks):
+def test_kernel_rejects_an_srh_whose_length_does_not_match(lab, checks, revision):
     """S3: the kernel validates the SRH attribute (seg6_validate_srh): an SRH
     whose hdrlen declares fewer or more bytes than the attribute carries
     is refused with EINVAL "Invalid SRH" and no device is made; the same
@@ -302,14 +302,14 @@ def test_kernel_rejects_an_srh_whose_length_does_not_match(lab, checks):
     }
     for i, (what, srh) in enumerate(bad.items()):
         try:
-            nla.add_srl2(ipr, f"srl2-bad{i}", srh)
+            nla.add_l2(ipr, revision, f"srl2-bad{i}", srh)
             seen = "accepted"
         except NetlinkError as e:
             seen = f"{errno.errorcode.get(abs(e.code), e.code)} {kernel_text(e)!r}"
         checks.check("S3", f"RTM_NEWLINK with an SRH whose {what}", seen.startswith("EINVAL")
                      and "Invalid SRH" in seen, "EINVAL 'Invalid SRH'", seen)
         checks.equal("N3", f"devices made from an SRH whose {what}", [], ipr.link_lookup(ifname=f"srl2-bad{i}"))
-    nla.add_srl2(ipr, "srl2-ok", good)
+    nla.add_l2(ipr, revision, "srl2-ok", good)
     assert ipr.link_lookup(ifname="srl2-ok"), "the control (the same SRH, matching length) was not accepted"
 
 
@@ -318,8 +318,8 @@ def test_kernel_rejects_an_srh_whose_length_does_not_match(lab, checks):
 @pytest.mark.conformance("S4")
 @pytest.mark.needs("srl2")
 @pytest.mark.kernel_only(KERNEL_ONLY)
-def test_srh_read_back_is_byte_identical(lab):
-    """S4: for lists of 1, 2, 3, 15 and 127 SIDs, IFLA_SRL2_SRH read back
+def test_srh_read_back_is_byte_identical(lab, revision):
+    """S4: for lists of 1, 2, 3, 15 and 127 SIDs, the SRH attribute read back
     with RTM_GETLINK (single get and dump) is byte for byte the SRH given at
     creation (segments reversed, hdrlen 2n, SL = last entry = n-1)."""
     lab_ = lab(SCRATCH)
@@ -327,11 +327,11 @@ def test_srh_read_back_is_byte_identical(lab):
     made = {}
     for n in (1, 2, 3, 15, 127):
         srh = encode_srh(many_segs(n))
-        nla.add_srl2(ipr, f"srl2-{n}", srh)
+        nla.add_l2(ipr, revision, f"srl2-{n}", srh)
         made[f"srl2-{n}"] = srh
     for name, srh in made.items():
         (link,) = ipr.link("get", ifname=name)
-        assert nla.srl2_srh_of(link) == srh, f"{name}: RTM_GETLINK SRH differs"
-    dumped = {m.get_attr("IFLA_IFNAME"): nla.srl2_srh_of(m) for m in ipr.get_links()}
+        assert (nla.l2_link_of(link) or {}).get("srh") == srh, f"{name}: RTM_GETLINK SRH differs"
+    dumped = {m.get_attr("IFLA_IFNAME"): (nla.l2_link_of(m) or {}).get("srh") for m in ipr.get_links()}
     for name, srh in made.items():
         assert dumped.get(name) == srh, f"{name}: the link dump's SRH differs"

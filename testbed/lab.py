@@ -125,6 +125,8 @@ class Lab:
             raise LabError(str(e), e.where) from None
         self.record.datapath = self.datapath.name if self.datapath else "none"
         self.record.datapath_why = self.datapath.why if self.datapath else ""
+        revision = getattr(self.datapath, "revision", None)  # the series' revision its devices are
+        self.record.revision = getattr(revision, "name", revision) or ""
         os.makedirs(self.record.rundir, exist_ok=True)
         self.record.save()
 

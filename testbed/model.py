@@ -124,13 +124,28 @@ class Sid:
 
 @dataclass
 class Srl2:
-    """An srl2 pseudowire device: one fixed segment list, first SID visited first."""
+    """The series' L2 pseudowire device (srl2, sr6: testbed.revisions): one
+    segment list, first SID visited first.  mode/table/hmac exist in the
+    revisions that have them (None: not asked for, the revision's default)."""
 
     name: str
     segs: list[ipaddress.IPv6Address]
     mtu: Optional[int] = None
     mac: Optional[str] = None
     bridge: Optional[str] = None
+    mode: Optional[Literal["full", "reduced"]] = None  # H.Encaps.L2 / H.Encaps.L2.Red
+    table: Optional[int] = None  # post-encapsulation FIB table
+    hmac: Optional[int] = None  # HMAC key id: an HMAC TLV in the SRH (key in Node.hmac_keys)
+    where: Where = NOWHERE
+
+
+@dataclass
+class HmacKey:
+    """`ip sr hmac KEYID` in a node: the secret an HMAC TLV is computed with."""
+
+    keyid: int
+    secret: str
+    algorithm: Literal["sha1", "sha256"] = "sha256"
     where: Where = NOWHERE
 
 
@@ -146,6 +161,7 @@ class Node:
     sids: list[Sid] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)  # "net.ipv6.conf.all.x": "1"
     tunsrc: Optional[ipaddress.IPv6Address] = None
+    hmac_keys: dict[int, HmacKey] = field(default_factory=dict)
     where: Where = NOWHERE
 
 
@@ -175,6 +191,7 @@ class Topology:
     nodes: dict[str, Node]
     links: list[Link] = field(default_factory=list)
     datapath: Datapath = "auto"
+    revision: str = "auto"  # of the series (testbed.revisions): auto, srl2, sr6
     description: str = ""
     source: str = ""  # path of the YAML file
     where: Where = NOWHERE

@@ -49,6 +49,10 @@ def pytest_addoption(parser) -> None:
     group.addoption("--record", metavar="FILE",
                     help="write the record of the run (JSON lines, one per case as it ends) to FILE; "
                          f"default ${resume.ENV_OUT}/{resume.RECORD_FILE} inside `testbed vm`, else none")
+    group.addoption("--revision", choices=("auto", "srl2", "sr6"), default=None,
+                    help="revision of the series under test (testbed.revisions): auto = what the "
+                         "kernel has (the newest), else srl2; the reference models the one asked for "
+                         "(default: $TESTBED_REVISION, else auto)")
     group.addoption("--ref-fault", action="append", default=[], metavar="NAME",
                     help="run the reference datapath deliberately broken (tests of the suite itself): "
                          "sid_travel_order, copy_inner_hoplimit, no_loop_check, no_decap_sl_check")
@@ -59,7 +63,12 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "kernel_only(reason): needs what a userspace model cannot see")
     config.addinivalue_line("markers", "needs(*features): datapath features the case uses "
                                        "(srl2, End, End.X, End.DX2, End.DT2U)")
-    # The reference datapath reads these when a lab starts it (also in xdist workers).
+    # Labs, probes and the reference read these (also in xdist workers,
+    # which inherit the environment).
+    if config.getoption("revision"):
+        from testbed import revisions
+
+        os.environ[revisions.ENV] = config.getoption("revision")
     if config.getoption("ref_fault"):
         os.environ[ENV_FAULTS] = ",".join(config.getoption("ref_fault"))
     if config.getoption("spec") == "rfc8986":
@@ -135,6 +144,18 @@ def datapath(request, need_root) -> str:
     if reason:
         pytest.skip(reason)
     return name
+
+
+@pytest.fixture
+def revision(datapath):
+    """The revision of the series (testbed.revisions.Revision) this case's
+    devices are: --revision resolved on this kernel (auto: what it has,
+    else srl2, which the reference then models).  Cases take what differs
+    between revisions (link kind, MTU formula, counters per error, ...)
+    from it and never name a revision."""
+    from testbed.datapaths.kernel import KernelDatapath
+
+    return KernelDatapath.revision_of()
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ class Record:
     netns: dict[str, str]  # node -> netns name
     datapath: str = ""
     datapath_why: str = ""  # why `datapath` was chosen (the kernel probe's reason, ...)
+    revision: str = ""  # of the series (testbed.revisions) the lab's devices are
     uid: int | None = field(default_factory=caller_uid)  # the user who made it
     run: Proc | None = None  # the test run this lab belongs to, if any (dies with it)
     created: float = field(default_factory=time.time)

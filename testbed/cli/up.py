@@ -1,4 +1,4 @@
-"""testbed up TOPOLOGY [--name NAME] [--datapath auto|kernel|ref] [--foreground] [--json]"""
+"""testbed up TOPOLOGY [--name NAME] [--datapath auto|kernel|ref] [--revision auto|srl2|sr6] [--foreground] [--json]"""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
                                   "lets the same file run twice side by side")
     p.add_argument("--datapath", choices=("auto", "kernel", "ref"),
                    help="override the topology's datapath (auto: kernel if it has srl2, else ref)")
+    p.add_argument("--revision", choices=("auto", "srl2", "sr6"),
+                   help="revision of the series the devices are (default: the topology's `revision:`, "
+                        "else auto: what the kernel has, srl2 where it has none)")
     p.add_argument("--foreground", action="store_true",
                    help="keep the lab in this process until Ctrl-C, SIGTERM or `testbed down` "
                         "instead of a background keeper")
@@ -61,6 +64,8 @@ def _show_error(error: dict) -> None:
 def _up(args) -> int:
     from testbed import keeper, topology
 
+    if args.revision:  # read by the engine, here and in the keeper it spawns
+        os.environ["TESTBED_REVISION"] = args.revision
     topo = topology.load(args.topology, name=args.name)
     topo.source = os.path.abspath(args.topology)  # the lab's record: `validate` reads the checks from any cwd
     need_root()

@@ -1,4 +1,5 @@
-"""The kernel datapath: srl2 devices over rtnetlink, SIDs as seg6local routes.
+"""The kernel datapath: the series' L2 devices (srl2, sr6: the revision's
+link kind, testbed.revisions) over rtnetlink, SIDs as seg6local routes.
 
 Everything goes through pyroute2 plus the NLA definitions in testbed.srv6.nla; no
 `ip` binary.  `probe()` finds out what this kernel supports by trying it in a
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from pyroute2 import NetlinkError
 
-from testbed import linux, state
+from testbed import linux, revisions, state
 from testbed.srv6 import nla, seg6
 from testbed.srv6.seg6encap import seg6_route_encap
 from testbed.kerror import errno_name, kernel_text
@@ -37,11 +38,18 @@ SEG6LOCAL_BUILD_HINT = f"needs {SEG6_OPTION}"
 # kernel that has it.
 SEG6_VM_HINT = ("run it on a kernel built with it, e.g. in a VM: "
                 "testbed vm --kernel IMAGE -- CMD (README, \"Testing a kernel\")")
-ALL_FEATURES = FEATURES + HOST_FEATURES
+# The device of each revision, probed one by one: "srl2" in FEATURES is the
+# device of the revision a run asks for (testbed.revisions.asked()).
+DEVICE_FEATURES = tuple(f"device {name}" for name in revisions.NAMES)
+ALL_FEATURES = FEATURES + HOST_FEATURES + DEVICE_FEATURES
+BUILD_HINTS = {
+    "srl2": SRL2_BUILD_HINT,
+    "sr6": "build a kernel with the series' second revision (the sr6 device) applied and CONFIG_IPV6_SR6 enabled",
+}
 
 # Probe cache: <state dir>/cache/probe-<release>.json.  Not directly in the
 # state dir, where every *.json is a lab record (testbed.state).
-CACHE_SCHEMA = 3  # bump when reasons or the probe change
+CACHE_SCHEMA = 4  # bump when reasons or the probe change
 CACHE_ENV = "TESTBED_PROBE_CACHE"  # "0": neither read nor write the file cache
 
 # Addresses used inside the scratch namespace only.
@@ -60,13 +68,38 @@ def _has_extack(e: NetlinkError) -> bool:
     return len(e.args) > 1 and bool(e.args[1]) and e.args[1] != os.strerror(code)
 
 
-def srl2_reason(e: NetlinkError, release: str) -> str:
-    """Why an srl2 device could not be made, for a probe or an error."""
+def device_reason(rev: "revisions.Revision", e: NetlinkError, release: str) -> str:
+    """Why a device of revision `rev` could not be made, for a probe or an error."""
     code = abs(e.code) if isinstance(e.code, int) else 0
     if code == errno.EOPNOTSUPP:
-        return (f"kernel {release} has no srl2 link kind (rtnetlink: {kernel_text(e)}); "
-                f"{SRL2_BUILD_HINT}")
-    return f"kernel {release} refused an srl2 device with a valid one-SID SRH: {kernel_text(e)}"
+        return (f"kernel {release} has no {rev.kind} link kind (rtnetlink: {kernel_text(e)}); "
+                f"{BUILD_HINTS[rev.name]}")
+    return f"kernel {release} refused an {rev.kind} device with a valid one-SID SRH: {kernel_text(e)}"
+
+
+def srl2_reason(e: NetlinkError, release: str) -> str:
+    return device_reason(revisions.get("srl2"), e, release)
+
+
+def kernel_revisions(probe: Probe) -> list[str]:
+    """The revisions whose device this kernel makes (from a raw probe)."""
+    return [name for name in revisions.NAMES if f"device {name}" not in probe.missing]
+
+
+def for_revision(raw: Probe, asked: str) -> tuple[Probe, "revisions.Revision"]:
+    """The probe as a run asking for revision `asked` sees it: feature
+    "srl2" is the device of the revision it resolves to."""
+    has = kernel_revisions(raw)
+    rev = revisions.resolve(asked, has)
+    missing = dict(raw.missing)
+    if rev.name in has:
+        missing.pop("srl2", None)
+    else:
+        why = raw.missing.get(f"device {rev.name}", f"kernel {_release()} has no {rev.kind} link kind")
+        if has:
+            why += f" (it has {', '.join(has)}: --revision {has[-1]})"
+        missing["srl2"] = why
+    return Probe(raw.datapath, missing), rev
 
 
 def encap_reason(e: NetlinkError, release: str) -> str:
@@ -114,6 +147,7 @@ def _cache_key() -> dict:
         "end_dt2u": seg6.SEG6_LOCAL_ACTION_END_DT2U,
         "l2dev": seg6.SEG6_LOCAL_L2DEV,
         "ifla_srl2_srh": seg6.IFLA_SRL2_SRH,
+        "revisions": {r.name: {"kind": r.kind, **r.attrs} for r in revisions.all_revisions()},
     }
 
 
@@ -162,13 +196,14 @@ def probe_kernel() -> Probe:
     try:
         ipr.link("set", index=1, state="up")  # lo: seg6local routes need an up device
 
-        # srl2: a device with a valid one-SID SRH.
+        # Each revision's device with a valid one-SID SRH (its default mode).
         from testbed.srv6.srh import encode_srh
 
-        try:
-            nla.add_srl2(ipr, "tbprobe-srl2", encode_srh([_PROBE_SEG]))
-        except NetlinkError as e:
-            missing["srl2"] = srl2_reason(e, release)
+        for rev in revisions.all_revisions():
+            try:
+                nla.add_l2(ipr, rev, f"tbprobe-{rev.name}", encode_srh([_PROBE_SEG]))
+            except NetlinkError as e:
+                missing[f"device {rev.name}"] = device_reason(rev, e, release)
 
         # Route-based encapsulation: a route through lo with a one-SID SRH.
         try:
@@ -210,6 +245,8 @@ def probe_kernel() -> Probe:
             missing.setdefault(f, why)
     finally:
         ipr.close()
+    if all(f in missing for f in DEVICE_FEATURES):
+        missing["srl2"] = missing["device srl2"]  # the raw probe: no device of any revision
     return Probe(NAME, {f: missing[f] for f in ALL_FEATURES if f in missing})
 
 
@@ -222,11 +259,25 @@ class KernelDatapath(Datapath):
 
     _probe: Optional[Probe] = None  # per process
 
+    def __init__(self, revision: Optional["revisions.Revision"] = None):
+        self.revision = revision or self.revision_of()
+
     @classmethod
-    def probe(cls, refresh: bool = False) -> Probe:
-        """What this kernel supports.  Cached in the process and, as root, in
-        cache_path() keyed by kernel release and boot id (TESTBED_PROBE_CACHE=0
-        bypasses the file; refresh=True re-probes and rewrites it)."""
+    def probe(cls, refresh: bool = False, revision: Optional[str] = None) -> Probe:
+        """What this kernel supports, for a run asking for `revision`
+        (default: revisions.asked(), i.e. --revision / TESTBED_REVISION /
+        auto).  Cached in the process and, as root, in cache_path() keyed by
+        kernel release and boot id (TESTBED_PROBE_CACHE=0 bypasses the file;
+        refresh=True re-probes and rewrites it)."""
+        return for_revision(cls._raw(refresh), revisions.asked(revision))[0]
+
+    @classmethod
+    def revision_of(cls, revision: Optional[str] = None) -> "revisions.Revision":
+        """The revision a run asking for `revision` gets on this kernel."""
+        return for_revision(cls._raw(False), revisions.asked(revision))[1]
+
+    @classmethod
+    def _raw(cls, refresh: bool) -> Probe:
         if cls._probe is None or refresh:
             cls._probe = cls._probe_uncached(refresh)
         return Probe(cls._probe.datapath, dict(cls._probe.missing))
@@ -264,11 +315,12 @@ class KernelDatapath(Datapath):
         except ValueError as e:
             raise DatapathError(f"srl2 {dev.name}: {e}", where=dev.where) from None
         try:
-            nla.add_srl2(ipr, dev.name, srh, mtu=dev.mtu, address=dev.mac)
+            nla.add_l2(ipr, self.revision, dev.name, srh, mode=dev.mode, table=dev.table,
+                       mtu=dev.mtu, address=dev.mac)
         except NetlinkError as e:
             code = abs(e.code) if isinstance(e.code, int) else 0
-            if code == errno.EOPNOTSUPP and not self.probe().has("srl2"):
-                msg = f"srl2 {dev.name}: {self.name} datapath: {srl2_reason(e, _release())}"
+            if code == errno.EOPNOTSUPP and not self.probe(revision=self.revision.name).has("srl2"):
+                msg = f"srl2 {dev.name}: {self.name} datapath: {device_reason(self.revision, e, _release())}"
             else:
                 msg = f"srl2 {dev.name}: {kernel_text(e)}"
             raise DatapathError(msg, where=dev.where) from None
@@ -348,7 +400,7 @@ class KernelDatapath(Datapath):
         devices = {}
         for link in ns.ipr.get_links():
             info = link.get_attr("IFLA_LINKINFO")
-            if info is not None and info.get_attr("IFLA_INFO_KIND") == seg6.SRL2_KIND:
+            if info is not None and info.get_attr("IFLA_INFO_KIND") in (r.kind for r in revisions.all_revisions()):
                 stats = link.get_attr("IFLA_STATS64")
                 devices[link.get_attr("IFLA_IFNAME")] = {name: int(stats[name]) for name in COUNTERS}
         return {"srl2": devices} if devices else {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from testbed import revisions
 from testbed.datapaths import ENCAP_SEG6, Datapath, DatapathError
 from testbed.errors import MissingCapability
 from testbed.model import Topology, Where
@@ -36,7 +37,7 @@ def require(topo: Topology, datapath: str) -> None:
         return
     from testbed.datapaths.kernel import KernelDatapath
 
-    probe = KernelDatapath.probe()
+    probe = KernelDatapath.probe(revision=revision_asked(topo))
     for feature, what, where in needs:
         if not probe.has(feature):
             hint = "" if feature == ENCAP_SEG6 else "; use `--datapath ref` for the reference datapath"
@@ -56,6 +57,22 @@ def features_used(topo: Topology) -> list[str]:
     return used
 
 
+def revision_asked(topo: Topology) -> str:
+    """--revision / TESTBED_REVISION, else the topology's `revision:`, else auto."""
+    return revisions.asked(os.environ.get(revisions.ENV) or (None if topo.revision == "auto" else topo.revision))
+
+
+def revision_for(topo: Topology) -> "revisions.Revision":
+    """The revision `topo`'s devices get: auto resolves to what the kernel
+    has (the newest), else srl2 (which the reference then models)."""
+    from testbed.datapaths.kernel import KernelDatapath
+
+    asked = revision_asked(topo)
+    if asked != "auto":
+        return revisions.get(asked)
+    return KernelDatapath.revision_of(asked)
+
+
 def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None:
     """The datapath for `topo`, or None if it has no srl2 device or SID.
 
@@ -71,12 +88,13 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
     if not used:
         return None
     dp: Datapath
+    revision = revision_for(topo)
     if choice in ("auto", "kernel"):
         from testbed.datapaths.kernel import KernelDatapath
 
-        reason = KernelDatapath.probe().reason(used)
+        reason = KernelDatapath.probe(revision=revision.name).reason(used)
         if reason is None:
-            dp = KernelDatapath()
+            dp = KernelDatapath(revision)
             dp.why = source if choice == "kernel" else f"auto: this kernel has {', '.join(used)}"
             return dp
         if choice == "kernel":

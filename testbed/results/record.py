@@ -54,6 +54,7 @@ class Header:
     datapath: str = ""         # --datapath as given (auto, kernel, ref, both)
     datapaths: list[str] = field(default_factory=list)  # what it resolved to
     spec: str = "linux"
+    revision: str = ""         # of the series the devices were (testbed.revisions); "" in older records
     started: str = ""          # UTC, ISO 8601
     argv: list[str] = field(default_factory=list)
 
@@ -169,7 +170,7 @@ class Record:
 _STRINGS = [str]
 HEADER_FIELDS: dict[str, Any] = {
     "format": (FORMAT,), "version": (VERSION,), "boot": int, "release": str, "machine": str, "hostname": str,
-    "datapath": str, "datapaths": _STRINGS, "spec": str, "started": str, "argv": _STRINGS}
+    "datapath": str, "datapaths": _STRINGS, "spec": str, "revision": str, "started": str, "argv": _STRINGS}
 CASE_FIELDS: dict[str, Any] = {
     "nodeid": str, "outcome": OUTCOMES, "ids": _STRINGS, "datapath": str, "skip_reason": str, "message": str,
     "checks": [{"id": str, "clause": str, "verdict": VERDICTS, "what": str, "expected": str, "seen": str}],

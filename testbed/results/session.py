@@ -101,7 +101,7 @@ class Reporter:
             machine="guest" if os.environ.get("TESTBED_VM") == "1" else "host",
             hostname=socket.gethostname(), datapath=config.getoption("datapath"),
             datapaths=self.datapaths(config), spec=config.getoption("spec"),
-            started=_now(), argv=list(sys.argv[1:]))
+            revision=_revision(), started=_now(), argv=list(sys.argv[1:]))
         if self.path:
             self.writer = RecordWriter(self.path, self.header, resume=self.resuming)
 
@@ -132,3 +132,10 @@ class Reporter:
         if self.path:
             terminalreporter.write_line(f"testbed: record of the run in {self.path} "
                                         f"({len(record.cases)} cases; `testbed report {self.path}`)")
+
+
+def _revision() -> str:
+    """The series' revision this run's devices are (--revision resolved)."""
+    from testbed.datapaths.kernel import KernelDatapath
+
+    return KernelDatapath.revision_of().name

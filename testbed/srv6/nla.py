@@ -77,6 +77,24 @@ def register_srl2_kind() -> None:
 register_srl2_kind()
 
 
+class sr6_data(nla):
+    """IFLA_INFO_DATA of kind "sr6" (the series' second revision,
+    testbed.revisions.sr6): the SRH, the post-encapsulation FIB table (u32)
+    and the encapsulation mode (u8: 0 full, 1 reduced)."""
+
+    prefix = "IFLA_SR6_"
+    nla_map = (
+        ("IFLA_SR6_UNSPEC", "none"),
+        ("IFLA_SR6_SRH", "cdata"),
+        ("IFLA_SR6_FIB_TABLE", "uint32"),
+        ("IFLA_SR6_ENCAP_MODE", "uint8"),
+    )
+
+
+if ifinfmsg.ifinfo.data_map.get("sr6") is not sr6_data:
+    ifinfmsg.ifinfo.register_link_kind(module={"sr6": sr6_data})
+
+
 # --------------------------------------------------------------------------
 # seg6local
 # --------------------------------------------------------------------------
@@ -284,6 +302,51 @@ def srl2_link(ifname: str, srh: bytes, *, mtu: Optional[int] = None,
     return msg
 
 
+def l2_link(revision, ifname: str, srh: bytes, *, mode: Optional[str] = None, table: Optional[int] = None,
+            mtu: Optional[int] = None, address: Optional[str] = None, index: int = 0) -> ifinfmsg:
+    """The RTM_NEWLINK of the series' L2 device in `revision`
+    (testbed.revisions): `ip link add IFNAME type KIND [mode M] segs ...
+    [table N]`; with `index`, the same as a changelink of that device."""
+    if revision.name == "srl2":
+        if mode not in (None, "full") or table is not None:
+            raise ValueError(f"revision srl2 has no {'table' if table is not None else 'mode ' + str(mode)}")
+        msg = srl2_link(ifname, srh, mtu=mtu, address=address)
+        msg["index"] = index
+        return msg
+    from testbed.revisions.sr6 import ENCAP_MODES
+
+    data: list = [("IFLA_SR6_SRH", bytes(srh))]
+    if table is not None:
+        data.append(("IFLA_SR6_FIB_TABLE", table))
+    if mode is not None or not index:  # required at creation; kept as it is on a change without it
+        data.append(("IFLA_SR6_ENCAP_MODE", ENCAP_MODES[mode or revision.modes[0]]))
+    msg = srl2_link(ifname, srh, mtu=mtu, address=address)
+    msg["index"] = index
+    msg["attrs"] = [a for a in msg["attrs"] if a[0] != "IFLA_LINKINFO"] + [
+        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", revision.kind), ("IFLA_INFO_DATA", {"attrs": data})]})]
+    return msg
+
+
+def l2_link_of(link) -> Optional[dict]:
+    """The series' L2 device of an RTM_NEWLINK pyroute2 decoded: kind, srh,
+    mode, table (None where the kind has none), or None for another kind."""
+    info = link.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    if kind not in (seg6.SRL2_KIND, "sr6"):
+        return None
+    data = info.get_attr("IFLA_INFO_DATA")
+    if data is None or not hasattr(data, "get_attr"):
+        return {"kind": kind, "srh": None, "mode": None, "table": None}
+    if kind == seg6.SRL2_KIND:
+        return {"kind": kind, "srh": data.get_attr("IFLA_SRL2_SRH"), "mode": None, "table": None}
+    from testbed.revisions.sr6 import ENCAP_MODES
+
+    number = data.get_attr("IFLA_SR6_ENCAP_MODE")
+    mode = next((m for m, n in ENCAP_MODES.items() if n == number), None if number is None else str(number))
+    return {"kind": kind, "srh": data.get_attr("IFLA_SR6_SRH"), "mode": mode,
+            "table": data.get_attr("IFLA_SR6_FIB_TABLE")}
+
+
 def srl2_srh_of(link) -> Optional[bytes]:
     """IFLA_SRL2_SRH of an RTM_NEWLINK message pyroute2 decoded, or None."""
     info = link.get_attr("IFLA_LINKINFO")
@@ -329,6 +392,17 @@ def add_srl2(ipr, ifname: str, srh: bytes, *, mtu=None, address=None):
     return send(ipr, srl2_link(ifname, srh, mtu=mtu, address=address), RTM_NEWLINK)
 
 
+def add_l2(ipr, revision, ifname: str, srh: bytes, **kw):
+    """Create the series' L2 device of `revision` (see l2_link)."""
+    return send(ipr, l2_link(revision, ifname, srh, **kw), RTM_NEWLINK)
+
+
+def change_l2(ipr, revision, index: int, ifname: str, srh: bytes, **kw):
+    """changelink: a new SRH (and mode) for a live device (revisions that have it)."""
+    return send(ipr, l2_link(revision, ifname, srh, index=index, **kw), RTM_NEWLINK,
+                flags=NLM_F_REQUEST | NLM_F_ACK)
+
+
 def add_seg6local(ipr, dst, action, *, dev: int, **kw):
     return send(ipr, seg6local_route(dst, action, dev=dev, **kw), RTM_NEWROUTE)
 
@@ -347,5 +421,6 @@ __all__ = [
     "srl2_data", "register_srl2_kind", "seg6local_encap", "rtmsg_srv6", "action_number",
     "seg6local_attrs", "seg6local_route", "srl2_link", "srl2_srh_of", "seg6local_of",
     "decode_route", "to_bytes", "send", "add_srl2", "add_seg6local", "dump_seg6local",
+    "sr6_data", "l2_link", "l2_link_of", "add_l2", "change_l2",
     "NLM_F_CREATE_EXCL",
 ]
