@@ -1,9 +1,11 @@
 """`testbed status`: what a lab is, read back from the kernel (not from the
-YAML), so it shows what really exists."""
+YAML), so it shows what really exists: interfaces, routes, rules, SIDs,
+the series' L2 devices (srl2, sr6: segments, mode, table, HMAC key id)
+from the kernel or the reference process, and their counters."""
 from __future__ import annotations
 
+import os
 import socket
-
 from typing import TYPE_CHECKING
 
 from testbed import state
@@ -19,6 +21,8 @@ RTN_NAMES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multica
              6: "blackhole", 7: "unreachable", 8: "prohibit"}
 LWTUNNEL_ENCAP_SEG6 = 5
 LWTUNNEL_ENCAP_SEG6_LOCAL = 7
+SR6_TLV_PAD1 = 0
+SR6_TLV_HMAC = 5  # RFC 8754 §2.1.2: D/reserved (2 bytes), key id (4), HMAC
 
 
 IFF_UP = 0x1
@@ -64,6 +68,86 @@ def _addresses(ipr, links: list[dict], names: dict[int, str]) -> None:
         name = names.get(m["index"])
         if name in by_name:
             by_name[name]["addresses"].append(f"{addr}/{m['prefixlen']}")
+
+
+def hmac_keyid(tlvs: bytes) -> int | None:
+    """The key id of the SRH's HMAC TLV among `tlvs` (what follows the
+    segment list), or None without one."""
+    i = 0
+    while i < len(tlvs):
+        if tlvs[i] == SR6_TLV_PAD1:
+            i += 1
+            continue
+        if i + 2 > len(tlvs):
+            return None
+        kind, length = tlvs[i], tlvs[i + 1]
+        if kind == SR6_TLV_HMAC and length >= 6 and i + 2 + length <= len(tlvs):
+            return int.from_bytes(tlvs[i + 4:i + 8], "big")
+        i += 2 + length
+    return None
+
+
+def l2_device(kind: str | None, srh: bytes | None, mode: str | None = None, table: int | None = None,
+              hmac: int | None = None) -> dict:
+    """One of the series' L2 devices (srl2, sr6) as status shows it: its
+    kind, segments in visiting order (from its SRH, the list as configured:
+    a reduced device leaves the first SID out on the wire, not in its
+    IFLA_*_SRH), and mode, table and HMAC key id where it has them (the key
+    id from the SRH's HMAC TLV when not given)."""
+    from testbed.srv6.srh import decode_srh
+
+    segs: list[str] = []
+    if srh:
+        try:
+            decoded = decode_srh(srh)
+        except ValueError as e:
+            segs = [f"(SRH does not decode: {e})"]
+        else:
+            segs = [str(a) for a in decoded.travel_order]
+            if hmac is None:
+                hmac = hmac_keyid(decoded.tlvs)
+    dev = {"kind": kind, "segs": segs, "mode": mode, "table": table, "hmac": hmac}
+    return {k: v for k, v in dev.items() if v is not None}
+
+
+def _kernel_l2(ipr) -> dict[str, dict]:
+    """The kernel's srl2/sr6 devices of the netns (the kernel datapath's)."""
+    from testbed.srv6 import nla
+
+    out = {}
+    for m in ipr.get_links():
+        d = nla.l2_link_of(m)
+        if d is not None:
+            out[m.get_attr("IFLA_IFNAME")] = l2_device(d["kind"], d["srh"], d["mode"], d["table"])
+    return out
+
+
+def _ref_l2(lab: Lab, node: str) -> dict[str, dict]:
+    """The reference process's devices (its `info`); {} when the lab's
+    datapath is not the reference or the process does not answer (the
+    counters say so)."""
+    from testbed.datapaths.ref import RefDatapath
+
+    dp = lab.datapath_for_status()
+    if not isinstance(dp, RefDatapath) or not os.path.exists(dp.control_path(lab.ns[node])):
+        return {}
+    from srl2_ref.control import query
+
+    try:
+        devices = query(dp.control_path(lab.ns[node]), "info").get("devices", {})
+    except (OSError, RuntimeError, ValueError):
+        return {}
+    out = {}
+    for name, d in devices.items():
+        try:
+            srh = bytes.fromhex(d["srh"]) if d.get("srh") else None
+        except ValueError:
+            srh = None
+        dev = l2_device(d.get("kind"), srh, d.get("mode"), d.get("table"), d.get("hmac"))
+        if "segs" in d:  # as configured (its SRH may be the reduced one on the wire)
+            dev["segs"] = [str(x) for x in d["segs"]]
+        out[name] = dev
+    return out
 
 
 def _encap(m) -> dict | None:
@@ -145,7 +229,7 @@ def _rules(ipr) -> list[dict]:
 def collect(lab: Lab) -> dict:
     """Everything `status` shows, as plain data (the --json output)."""
     rec = lab.record
-    nodes = {}
+    nodes: dict[str, dict] = {}
     for node, ns in lab.ns.items():
         ipr = ns.ipr
         links, names = _links(ipr)
@@ -157,6 +241,7 @@ def collect(lab: Lab) -> dict:
             "routes": routes,
             "sids": _sids(ipr, names),
             "rules": _rules(ipr),
+            "srl2_devices": {**_kernel_l2(ipr), **_ref_l2(lab, node)},
         }
     dp = lab.datapath_for_status()
     if dp is not None:
@@ -222,6 +307,15 @@ def _sid_text(s: dict) -> str:
     return " ".join(parts)
 
 
+def device_text(name: str, d: dict) -> str:
+    """`srl2-0  sr6 full segs fcff:2::d20 table 100 hmac 1`: what it is,
+    then what it was given (mode, table, hmac where set)."""
+    parts = [name, ""] + [d[k] for k in ("kind", "mode") if d.get(k)]
+    parts.append(f"segs {','.join(d.get('segs', [])) or '-'}")
+    parts += [f"{k} {d[k]}" for k in ("table", "hmac") if d.get(k) is not None]
+    return " ".join(parts)
+
+
 def format_text(info: dict) -> str:
     owner = info["owner"]
     lines = [f"lab {info['lab']}  topology {info['topology']}  datapath {info['datapath']}  "
@@ -241,6 +335,7 @@ def format_text(info: dict) -> str:
                 f"{k} {r[k]}" for k in ("from", "to") if k in r) + f" lookup {r['lookup']}" for r in n["rules"]]
         lines += [f"  route  {_route_text(r)}" for r in n["routes"]]
         lines += [f"  sid    {_sid_text(s)}" for s in n["sids"]]
+        lines += [f"  srl2   {device_text(dev, d)}" for dev, d in n.get("srl2_devices", {}).items()]
         for dev, counters in n.get("srl2", {}).items():
             shown = " ".join(f"{k}={v}" for k, v in counters.items() if k != "datapath")
             lines.append(f"  srl2   {dev} ({counters.get('datapath', info['datapath'])}): {shown}")

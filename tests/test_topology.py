@@ -473,3 +473,81 @@ def test_no_message_shows_a_secret():
         topology.loads(text, "x.yaml")
     assert len(info.value.diagnostics) == 4
     assert not any(s in str(info.value) for s in ("Sup3r", "tw0", "s3cret"))
+
+
+# ---------------------------------------------------------------- what pictures and status show of them
+
+def test_ascii_details_show_kind_mode_table_hmac_and_keys_never_a_secret():
+    from testbed.render import ascii
+
+    topo = topology.loads("revision: sr6\n" + SR6, "x.yaml")
+    text = ascii.details(topo)
+    assert "  s0  sr6 reduced segs fc00::1 table 100 hmac 1" in text.splitlines()
+    assert "  s1  sr6 full segs fc00::2 table 254" in text.splitlines()
+    assert "  hmac key 1 sha256" in text and "  hmac key 16 sha1" in text
+    assert "s3cret" not in ascii.render(topo) and "1234" not in text
+    # auto: the project's word for the device; nothing given: as before
+    topo = topology.loads(SR6 + "      s2: {segs: ['fc00::3', 'fc00::4']}\n", "x.yaml")
+    lines = ascii.details(topo).splitlines()
+    assert "  s0  srl2 reduced segs fc00::1 table 100 hmac 1" in lines
+    assert "  s2  srl2 segs fc00::3,fc00::4" in lines
+    assert ascii.srl2_settings(topo.nodes["r"].srl2["s0"]) == "reduced table 100 hmac 1"
+    assert ascii.srl2_settings(topo.nodes["r"].srl2["s2"]) == ""
+
+
+def test_graph_template_puts_a_pseudowires_settings_on_a_second_line():
+    import jinja2
+
+    from testbed.render import ascii
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "testbed" / "render")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    dev = topology.loads(SR6, "x.yaml").nodes["r"].srl2["s0"]
+    pws = [{"a": '"r"', "b": '"x"', "label": "s0 -> fc00::1", "settings": ascii.srl2_settings(dev)},
+           {"a": '"r"', "b": '"y"', "label": "s2 -> fc00::4"}]  # what render_dot gives today
+    dot = env.get_template("graph.dot.j2").render(name='"x"', title="x", nodes=[], unknown=[], links=[],
+                                                  pseudowires=pws)
+    assert 'label="s0 -> fc00::1\\nreduced table 100 hmac 1", constraint=false' in dot
+    assert 'label="s2 -> fc00::4", constraint=false' in dot
+
+
+def _srh_with_hmac(segs: list[str], keyid: int) -> bytes:
+    from testbed.srv6.srh import encode_srh
+
+    srh = bytearray(encode_srh(segs))
+    hmac = bytes([5, 38, 0x80, 0]) + keyid.to_bytes(4, "big") + bytes(32)  # D bit, key id, HMAC
+    tlv = bytes([0]) + hmac + bytes([4, 5]) + bytes(5)  # Pad1, HMAC, PadN: 1 + 40 + 7 = 48 bytes
+    srh[1] += len(tlv) // 8
+    return bytes(srh) + tlv
+
+
+def test_status_reads_segments_mode_table_and_the_hmac_key_from_the_device():
+    from testbed import status
+
+    srh = _srh_with_hmac(["fcff:2::e", "fcff:2::d20"], 7)
+    assert status.hmac_keyid(srh[8 + 32:]) == 7
+    assert status.hmac_keyid(b"") is None and status.hmac_keyid(bytes([4, 2, 0, 0])) is None
+    d = status.l2_device("sr6", srh, "full", 100)
+    assert d == {"kind": "sr6", "segs": ["fcff:2::e", "fcff:2::d20"], "mode": "full", "table": 100, "hmac": 7}
+    assert status.device_text("srl2-0", d) == "srl2-0  sr6 full segs fcff:2::e,fcff:2::d20 table 100 hmac 7"
+    from testbed.srv6.srh import encode_srh
+
+    plain = status.l2_device("srl2", encode_srh(["fcff:2::d20"]))
+    assert plain == {"kind": "srl2", "segs": ["fcff:2::d20"]}
+    assert status.device_text("srl2-0", plain) == "srl2-0  srl2 segs fcff:2::d20"
+    assert status.l2_device("sr6", b"\x00")["segs"][0].startswith("(SRH does not decode: ")
+
+
+def test_live_graph_shows_kind_mode_table_hmac_of_a_device():
+    from testbed.render import live
+
+    dev = {"kind": "sr6", "segs": ["fcff:2::d20"], "mode": "reduced", "table": 100, "hmac": 1}
+    info = {"lab": "x", "datapath": "kernel", "topology": "t.yaml", "read_at": 0, "links": [], "nodes": {
+        "a": {"interfaces": [], "routes": [], "router": True, "stats": {"srl2-0": {"tx_packets": 3, "rx_packets": 1}},
+              "segs": {"srl2-0": dev["segs"]}, "srl2_devices": {"srl2-0": dev}, "sids": []},
+        "b": {"interfaces": [], "routes": [], "router": True, "stats": {}, "segs": {},
+              "sids": [{"sid": "fcff:2::d20/128", "action": "End.DT2U", "l2dev": "srl2-0"}]}}}
+    dot = live.render_live_dot(info)
+    assert "sr6 srl2-0 reduced segs fcff:2::d20 table 100 hmac 1  tx 3 rx 1" in dot
+    assert 'label="srl2-0: fcff:2::d20\\nsr6 reduced table 100 hmac 1\\ltx 3 rx 1\\l"' in dot
+    assert live.settings({"kind": "srl2", "segs": ["fcff:2::d20"]}) == ""

@@ -8,8 +8,10 @@ Used as the header comment of the rendered bash script and reusable by
   names; links between nodes that are not neighbours in the row are drawn as
   arcs under the row, one level per arc where they would overlap;
 * the *details*: per node, its interfaces with addresses, bridges and their
-  ports, srl2 devices with their segment list and the node that owns the last
-  SID, tunnel source, SIDs, rules and routes.
+  ports, srl2 devices with their kind (the topology's revision's: srl2 when
+  it is auto), mode, segment list, table, HMAC key id and the node that owns
+  the last SID, tunnel source, HMAC keys (id and algorithm, never the
+  secret), SIDs, rules and routes.
 
 Example (topologies/p2p.yaml)::
 
@@ -26,7 +28,7 @@ from typing import Iterable, Optional
 
 from testbed import model
 
-__all__ = ["picture", "details", "render", "node_order", "sid_owner"]
+__all__ = ["picture", "details", "render", "node_order", "sid_owner", "srl2_settings", "srl2_text"]
 
 MIN_DASHES = 4
 
@@ -249,6 +251,27 @@ def sid_owner(topo: model.Topology, addr: ipaddress.IPv6Address) -> Optional[tup
     return None if best is None else (best[1], best[2])
 
 
+def _given(dev: model.Srl2) -> list[str]:
+    return [f"{k} {v}" for k, v in (("table", dev.table), ("hmac", dev.hmac)) if v is not None]
+
+
+def srl2_settings(dev: model.Srl2) -> str:
+    """`reduced table 100 hmac 1`: what a device was given beyond its
+    segments (mode, table, HMAC key id, where set); "" when nothing."""
+    return " ".join(([dev.mode] if dev.mode is not None else []) + _given(dev))
+
+
+def srl2_text(dev: model.Srl2, revision: str = "auto") -> str:
+    """`sr6 full segs fcff:2::d20 table 100 hmac 1`: the device's kind (the
+    link kind of `revision`; `srl2`, the project's word for the device, when
+    that is auto), its mode, segments, table and HMAC key id (where set)."""
+    from testbed import revisions
+
+    kind = revisions.get(revision).kind if revision in revisions.NAMES else "srl2"
+    mode = [dev.mode] if dev.mode is not None else []
+    return " ".join([kind, *mode, f"segs {','.join(map(str, dev.segs))}", *_given(dev)])
+
+
 def _sid_text(s: model.Sid) -> str:
     out = [f"SID {s.sid.network_address if s.sid.prefixlen == 128 else s.sid}", s.action]
     if s.nh6 is not None:
@@ -317,10 +340,9 @@ def details(topo: model.Topology, netns: Optional[dict[str, str]] = None) -> str
                              " [" + " ".join(ports) + "]")
             s = node.srl2.get(ifname)
             if s is not None:
-                segs = ",".join(map(str, s.segs))
                 owner = sid_owner(topo, s.segs[-1]) if s.segs else None
                 where = f" => {owner[0]} {owner[1].action}" if owner else ""
-                parts.append(f"srl2 segs {segs}{where}")
+                parts.append(f"{srl2_text(s, topo.revision)}{where}")
             for b in node.bridges.values():
                 for p in b.ports:
                     if p.name == ifname:
@@ -340,6 +362,7 @@ def details(topo: model.Topology, netns: Optional[dict[str, str]] = None) -> str
         lines.extend(f"  {name:<{w}}  {text}".rstrip() for name, text in rows)
         if node.tunsrc is not None:
             lines.append(f"  tunsrc {node.tunsrc}")
+        lines.extend(f"  hmac key {k.keyid} {k.algorithm}" for k in node.hmac_keys.values())
         lines.extend("  " + _sid_text(s) for s in node.sids)
         lines.extend("  " + _rule_text(r) for r in node.rules)
         lines.extend("  " + _route_text(r) for r in node.routes)

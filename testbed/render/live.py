@@ -6,16 +6,18 @@ Two steps, so that the drawing is a pure function that tests can feed:
   data as `testbed status --json`) and adds what a picture needs beyond it:
   which veth ends face each other (each end's peer ifindex and the peer's
   netns id, resolved to a node with RTM_GETNSID), packet counters of every
-  interface, each srl2 device's segment list (the kernel's IFLA_SRL2_SRH,
-  or the reference process's `info`), and which nodes forward IPv6.
+  interface, each srl2 device's segment list (from status's
+  "srl2_devices": the kernel's srl2/sr6 device, or the reference
+  process's `info`), and which nodes forward IPv6.
 * `render_live_dot(info)` draws it as graphviz DOT: routers are ellipses and
   hosts boxes, each listing its bridges (with their ports), srl2 devices
-  (segments, counters), SIDs (counters where counted) and addresses of
+  (kind, mode, segments, table, HMAC key id, counters), SIDs (counters where counted) and addresses of
   non-veth interfaces; veth pairs are edges with the interface, its
   addresses and tx/rx packets at each end; pseudowires are dashed arrows from
   the encapsulating node to the owner of the last SID: blue for srl2
   devices, green for route-based seg6 encapsulation (l2encap.red in
-  topologies/mesh4.yaml), labelled with the segment list and counters.
+  topologies/mesh4.yaml), labelled with the segment list, the device's
+  kind, mode, table and HMAC key id where it has them, and counters.
 """
 from __future__ import annotations
 
@@ -40,8 +42,9 @@ NSID_UNASSIGNED = 0xFFFFFFFF  # NETNSA_NSID of a namespace the asking one has no
 
 def read(lab: "Lab") -> dict:
     """`status.collect(lab)` plus, per node, "router", "stats" (interface ->
-    rx/tx packets) and "segs" (srl2 device -> segments in visiting order),
-    and "links": the veth pairs, [{"a", "a_if", "b", "b_if"}]."""
+    rx/tx packets) and "segs" (srl2 device -> segments in visiting order,
+    from "srl2_devices"), and "links": the veth pairs, [{"a", "a_if", "b",
+    "b_if"}]."""
     from testbed import status
 
     info = status.collect(lab)
@@ -52,18 +55,15 @@ def read(lab: "Lab") -> dict:
         ns = lab.ns[node]
         links = ns.ipr.get_links()
         index[node] = {m["index"]: m.get_attr("IFLA_IFNAME") for m in links}
-        n["stats"], n["segs"], veths[node] = {}, {}, {}
+        n["stats"], veths[node] = {}, {}
         for m in links:
             name = m.get_attr("IFLA_IFNAME")
             stats = m.get_attr("IFLA_STATS64")
             if stats is not None:
                 n["stats"][name] = {"rx_packets": int(stats["rx_packets"]), "tx_packets": int(stats["tx_packets"])}
-            segs = _kernel_segs(m)
-            if segs is not None:
-                n["segs"][name] = segs
             if _kind(m) == "veth" and m.get_attr("IFLA_LINK"):
                 veths[node][name] = (m.get_attr("IFLA_LINK"), m.get_attr("IFLA_LINK_NETNSID"))
-        n["segs"].update(_ref_segs(lab, node))
+        n["segs"] = {dev: list(d.get("segs", [])) for dev, d in n.get("srl2_devices", {}).items()}
         n["router"] = bool(n["sids"] or n["segs"] or _forwards(ns))
     info["links"] = _pairs(lab, veths, index)
     return info
@@ -72,35 +72,6 @@ def read(lab: "Lab") -> dict:
 def _kind(m) -> str | None:
     li = m.get_attr("IFLA_LINKINFO")
     return li.get_attr("IFLA_INFO_KIND") if li else None
-
-
-def _kernel_segs(m) -> list[str] | None:
-    from testbed.srv6 import nla
-    from testbed.srv6.srh import decode_srh
-
-    raw = nla.srl2_srh_of(m)
-    if raw is None:
-        return None
-    try:
-        return [str(s) for s in decode_srh(raw).travel_order]
-    except ValueError as e:
-        return [f"(SRH does not decode: {e})"]
-
-
-def _ref_segs(lab: "Lab", node: str) -> dict[str, list[str]]:
-    """The reference process's srl2 devices and their segments (its `info`)."""
-    from testbed.datapaths.ref import RefDatapath
-
-    dp = lab.datapath_for_status()
-    if not isinstance(dp, RefDatapath) or not os.path.exists(dp.control_path(lab.ns[node])):
-        return {}
-    from srl2_ref.control import query
-
-    try:
-        devices = query(dp.control_path(lab.ns[node]), "info").get("devices", {})
-    except (OSError, RuntimeError, ValueError):
-        return {}  # the counters in `status` already said it does not answer
-    return {name: list(d.get("segs", [])) for name, d in devices.items()}
 
 
 def _forwards(ns) -> bool:
@@ -201,9 +172,13 @@ def _node_label(node: str, n: dict) -> str:
             ports = [p["name"] for p in n["interfaces"] if p["master"] == i["name"]]
             lines.append(f"bridge {i['name']} [{', '.join(ports)}] {' '.join(i['addresses'])}".rstrip())
     counters = n.get("srl2", {})
+    devices = n.get("srl2_devices", {})
     for dev, segs in n["segs"].items():
         c = counters.get(dev) or n["stats"].get(dev)
-        lines.append(f"srl2 {dev} segs {', '.join(segs)}" + (f"  {_rxtx(c)}" if c else ""))
+        d = devices.get(dev, {})
+        head = [d.get("kind") or "srl2", dev] + ([d["mode"]] if d.get("mode") else [])
+        tail = "".join(f" {k} {d[k]}" for k in ("table", "hmac") if d.get(k) is not None)
+        lines.append(f"{' '.join(head)} segs {', '.join(segs)}{tail}" + (f"  {_rxtx(c)}" if c else ""))
         drops = {k: v for k, v in (counters.get(dev) or {}).items()
                  if k in ("tx_dropped", "tx_carrier_errors", "collisions", "rx_dropped") and v}
         if drops:
@@ -218,6 +193,15 @@ def _node_label(node: str, n: dict) -> str:
         if i["kind"] not in ("veth", "bridge") and i["name"] not in n["segs"] and i["addresses"]:
             lines.append(f"{i['name']} {' '.join(i['addresses'])}")
     return _lines(lines)
+
+
+def settings(d: dict) -> str:
+    """`sr6 reduced table 100 hmac 1`: a device's kind and what it was
+    given, or "" when it was given nothing beyond its segments (an srl2
+    device: the one mode it has)."""
+    given = ([d["mode"]] if d.get("mode") else []) + [f"{k} {d[k]}" for k in ("table", "hmac")
+                                                     if d.get(k) is not None]
+    return " ".join(([d["kind"]] if d.get("kind") else []) + given) if given else ""
 
 
 def _pseudowires(info: dict) -> tuple[list[dict], list[dict]]:
@@ -235,8 +219,10 @@ def _pseudowires(info: dict) -> tuple[list[dict], list[dict]]:
         for dev, segs in n["segs"].items():
             if segs:
                 c = n.get("srl2", {}).get(dev) or n["stats"].get(dev)
+                given = settings(n.get("srl2_devices", {}).get(dev, {}))
                 pws.append({"a": _q(node), "b": to(segs[-1]), "color": "blue",
-                            "label": _lines([f"{dev}: {', '.join(segs)}"] + ([_rxtx(c)] if c else []))})
+                            "label": _lines([f"{dev}: {', '.join(segs)}"] + ([given] if given else [])
+                                            + ([_rxtx(c)] if c else []))})
         groups: dict[tuple, list[str]] = {}
         for r in n["routes"]:
             enc = r.get("encap")
@@ -269,4 +255,4 @@ def render_live_dot(info: dict) -> str:
                                                    links=links, pseudowires=pws, unknown=unknown)
 
 
-__all__ = ["read", "render_live_dot", "sid_owner"]
+__all__ = ["read", "render_live_dot", "sid_owner", "settings"]
