@@ -66,7 +66,7 @@ def _up(args) -> int:
 
     if args.revision:  # read by the engine, here and in the keeper it spawns
         os.environ["TESTBED_REVISION"] = args.revision
-    topo = topology.load(args.topology, name=args.name)
+    topo = topology.load(args.topology, name=args.name, revision=args.revision)
     topo.source = os.path.abspath(args.topology)  # the lab's record: `validate` reads the checks from any cwd
     need_root()
     if args.foreground:

@@ -70,7 +70,31 @@ def revision_for(topo: Topology) -> "revisions.Revision":
     asked = revision_asked(topo)
     if asked != "auto":
         return revisions.get(asked)
-    return KernelDatapath.revision_of(asked)
+    rev = KernelDatapath.revision_of(asked)
+    if rev.name not in kernel_has_revisions():
+        # No device of any revision in this kernel: the reference models
+        # the oldest revision that has everything the topology asks for.
+        from testbed.topology.revision import revision_errors
+
+        rev = next((r for r in revisions.all_revisions() if not revision_errors(topo, r)), rev)
+    return rev
+
+
+def kernel_has_revisions() -> list[str]:
+    from testbed.datapaths.kernel import KernelDatapath, kernel_revisions
+
+    return kernel_revisions(KernelDatapath._raw(False))
+
+
+def require_revision(topo: Topology, revision: "revisions.Revision") -> None:
+    """Refuse, before anything is built, a device asking for what the
+    revision lacks (mode, table, hmac): the first one, at its key."""
+    from testbed.topology.revision import revision_errors
+
+    errors = revision_errors(topo, revision)
+    if errors:
+        why = "" if revision.name not in kernel_has_revisions() else " (this kernel's revision)"
+        raise MissingCapability(f"{errors[0].message}{why}", errors[0].where)
 
 
 def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None:
@@ -89,6 +113,7 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
         return None
     dp: Datapath
     revision = revision_for(topo)
+    require_revision(topo, revision)
     if choice in ("auto", "kernel"):
         from testbed.datapaths.kernel import KernelDatapath
 
