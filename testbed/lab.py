@@ -275,7 +275,9 @@ class Lab:
         assert self.datapath is not None and self.topo is not None
         try:
             sids = [dataclasses.replace(s, dev=defaults.sid_dev(self.topo, node.name, s)) for s in node.sids]
-            self.datapath.start_node(self.ns[node.name], list(node.srl2.values()), sids)
+            # hmac_keys only where there are some: a datapath may not take them
+            keys = {"hmac_keys": list(node.hmac_keys.values())} if node.hmac_keys else {}
+            self.datapath.start_node(self.ns[node.name], list(node.srl2.values()), sids, **keys)
         except DatapathError as e:
             raise LabError(f"{node.name}: {e}", e.where) from None
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from testbed.errors import TestbedError
 
 if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
-    from testbed.model import Sid, Srl2
+    from testbed.model import HmacKey, Sid, Srl2
 
 # Features a datapath may provide; probe() reports the missing ones with a reason.
 FEATURES = ("srl2", "End", "End.X", "End.DX2", "End.DT2U")
@@ -71,8 +71,10 @@ class Datapath(abc.ABC):
         """Detect support without side effects in the initial namespace."""
 
     @abc.abstractmethod
-    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"]) -> None:
-        """Create the node's srl2 devices (not yet bridged or up) and install its SIDs.
+    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"],
+                   hmac_keys: Iterable["HmacKey"] = ()) -> None:
+        """Create the node's srl2 devices (not yet bridged or up) and install
+        its SIDs; `hmac_keys` are the node's `ip sr hmac` keys, set first.
 
         Called once per node, after links, bridges and addresses exist and
         before routes and rules are added.  Raises DatapathError."""

@@ -13,7 +13,7 @@ import ipaddress
 import json
 import os
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from pyroute2 import NetlinkError
 
@@ -25,7 +25,7 @@ from testbed.datapaths import COUNTERS, ENCAP_SEG6, FEATURES, HOST_FEATURES, Dat
 
 if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
-    from testbed.model import Sid, Srl2
+    from testbed.model import HmacKey, Sid, Srl2
 
 NAME = "kernel"
 SRL2_BUILD_HINT = (
@@ -300,18 +300,40 @@ class KernelDatapath(Datapath):
 
     # ---- start ------------------------------------------------------------
 
-    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"]) -> None:
+    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"],
+                   hmac_keys: Iterable["HmacKey"] = ()) -> None:
         ipr = ns.ipr
+        self._hmac_keys(ns, list(hmac_keys))
         for dev in devices:
             self._add_srl2(ipr, dev)
         for sid in sids:
             self._add_sid(ipr, sid)
 
+    @staticmethod
+    def _hmac_keys(ns: "Netns", keys: list["HmacKey"]) -> None:
+        """`ip sr hmac set` in the node, before a device whose SRH names a key."""
+        if not keys:
+            return
+        import socket
+
+        from testbed.srv6.seg6genl import NETLINK_GENERIC, Seg6Genl
+
+        genl = Seg6Genl(ns.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC))
+        try:
+            for key in keys:
+                try:
+                    genl.set_hmac(key.keyid, key.secret.encode(), key.algorithm)
+                except NetlinkError as e:
+                    raise DatapathError(f"hmac key {key.keyid}: kernel said: {kernel_text(e)}",
+                                        where=key.where) from None
+        finally:
+            genl.close()
+
     def _add_srl2(self, ipr, dev: "Srl2") -> None:
         from testbed.srv6.srh import encode_srh
 
         try:
-            srh = encode_srh(dev.segs)
+            srh = encode_srh(dev.segs, hmac_keyid=dev.hmac)
         except ValueError as e:
             raise DatapathError(f"srl2 {dev.name}: {e}", where=dev.where) from None
         try:

@@ -16,14 +16,14 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from testbed import linux
 from testbed.datapaths import COUNTERS, Datapath, DatapathError, Probe
 
 if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
-    from testbed.model import Sid, Srl2
+    from testbed.model import HmacKey, Sid, Srl2
 
 # Seconds for a process to report ready (Python start-up on a loaded CI);
 # `testbed vm` guests under software emulation start Python 10x slower.
@@ -82,7 +82,8 @@ class RefDatapath(Datapath):
 
     # ---- the interface -------------------------------------------------
 
-    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"]) -> None:
+    def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"],
+                   hmac_keys: Iterable["HmacKey"] = ()) -> None:
         os.makedirs(self.rundir, exist_ok=True)
         path = os.path.join(self.rundir, f"{ns.name}.json")
         with open(path, "w") as f:

@@ -52,8 +52,25 @@ def _addr(s) -> IPv6Address:
         raise ValueError(f"segment {s!r} is not an IPv6 address") from e
 
 
-def encode_srh(segs, nexthdr: int = NEXTHDR_ETHERNET, flags: int = 0, tag: int = 0) -> bytes:
-    """The SRH for `segs` (visiting order) exactly as it goes on the wire."""
+# RFC 8754 §2.1.2 HMAC TLV as Linux lays it out (struct sr6_tlv_hmac): type,
+# length 38, 2 bytes D bit + reserved, key id, 32 bytes of HMAC that the
+# kernel fills at encapsulation; Linux marks such an SRH with flag bit 3.
+SR6_TLV_HMAC = 5
+HMAC_TLV_LEN = 40
+SR6_FLAG1_HMAC = 1 << 3
+
+
+def hmac_tlv(keyid: int, hmac: bytes = bytes(32)) -> bytes:
+    if not 0 < keyid < 2**32:
+        raise ValueError(f"HMAC key id {keyid} out of range 1..{2**32 - 1}")
+    return struct.pack("!BBHI", SR6_TLV_HMAC, HMAC_TLV_LEN - 2, 0, keyid) + hmac
+
+
+def encode_srh(segs, nexthdr: int = NEXTHDR_ETHERNET, flags: int = 0, tag: int = 0,
+               hmac_keyid: int | None = None) -> bytes:
+    """The SRH for `segs` (visiting order) exactly as it goes on the wire;
+    with `hmac_keyid`, an HMAC TLV (zeroed: the kernel computes it) and
+    the HMAC flag, as `ip link add ... hmac KEYID` asks for it."""
     addrs = [_addr(s) for s in segs]
     n = len(addrs)
     if n == 0:
@@ -63,8 +80,11 @@ def encode_srh(segs, nexthdr: int = NEXTHDR_ETHERNET, flags: int = 0, tag: int =
     for name, value, top in (("nexthdr", nexthdr, 0xFF), ("flags", flags, 0xFF), ("tag", tag, 0xFFFF)):
         if not 0 <= value <= top:
             raise ValueError(f"{name} {value} out of range 0..{top}")
-    head = _FIXED.pack(nexthdr, 2 * n, ROUTING_TYPE_SRH, n - 1, n - 1, flags, tag)
-    return head + b"".join(a.packed for a in reversed(addrs))
+    tlv = b"" if hmac_keyid is None else hmac_tlv(hmac_keyid)
+    if tlv:
+        flags |= SR6_FLAG1_HMAC
+    head = _FIXED.pack(nexthdr, 2 * n + len(tlv) // 8, ROUTING_TYPE_SRH, n - 1, n - 1, flags, tag)
+    return head + b"".join(a.packed for a in reversed(addrs)) + tlv
 
 
 @dataclass(frozen=True)
