@@ -13,6 +13,7 @@ AREAS = {
     "T": "L2 transparency",
     "N": "configuration through rtnetlink",
     "D": "differential",
+    "R": "what the series' second revision adds: modes, table, changelink, HMAC",
 }
 
 CATALOGUE = {
@@ -60,6 +61,12 @@ CATALOGUE = {
     "N7": "tx_packets / tx_bytes move by one frame and a consistent size",
     "D1": "kernel srl2 and the reference give identical outer packets",
     "D2": "reference srl2 vs kernel route-based l2encap; kernel vs reference End.DX2",
+    "R1": "reduced mode: first SID only in the DA; no SRH at all for one SID (H.Encaps.L2.Red)",
+    "R2": "post-encapsulation lookup in the device's table (a missing table: nothing leaves)",
+    "R3": "changelink: SRH and mode replaced on a live device, MTU recomputed, table change refused",
+    "R4": "HMAC TLV on the wire as RFC 8754 computes it, accepted by a validating End",
+    "R5": "a device address must be Ethernet unicast",
+    "R6": "creation: mode required, table 0 refused",
 }
 
 # What each ID rests on, as a reviewer would cite it: the RFC section, and
@@ -110,6 +117,12 @@ CLAUSES = {
     "N7": "srl2 patch (xmit stats); struct rtnl_link_stats64",
     "D1": "the reference datapath against the srl2 patch",
     "D2": "the reference datapath against Linux seg6 l2encap and End.DX2",
+    "R1": "RFC 8986 §5.4 H.Encaps.L2.Red; sr6 (IFLA_SR6_ENCAP_MODE)",
+    "R2": "sr6 (IFLA_SR6_FIB_TABLE; post-encapsulation lookup)",
+    "R3": "sr6 (changelink)",
+    "R4": "RFC 8754 §2.1.2 HMAC TLV; Linux seg6_hmac; sr6 (hmac)",
+    "R5": "sr6 (newlink/changelink IFLA_ADDRESS validation)",
+    "R6": "sr6 (newlink: IFLA_SR6_ENCAP_MODE required, IFLA_SR6_FIB_TABLE != 0)",
 }
 
 

@@ -61,6 +61,8 @@ def pytest_addoption(parser) -> None:
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "conformance(*ids): catalogue IDs this case checks")
     config.addinivalue_line("markers", "kernel_only(reason): needs what a userspace model cannot see")
+    config.addinivalue_line("markers", "revision_has(*features): what the series' revision must have "
+                                       "(table, hmac, changelink, reduced, ...); SKIPs naming it otherwise")
     config.addinivalue_line("markers", "needs(*features): datapath features the case uses "
                                        "(srl2, End, End.X, End.DX2, End.DT2U)")
     # Labs, probes and the reference read these (also in xdist workers,
@@ -132,6 +134,9 @@ def datapath(request, need_root) -> str:
     kernel_only = request.node.get_closest_marker("kernel_only")
     if kernel_only and name == "ref":
         pytest.skip(f"kernel-only: {kernel_only.args[0]}")
+    lacking = _revision_lacks(request.node)
+    if lacking:
+        pytest.skip(lacking)
     needs = [f for m in request.node.iter_markers("needs") for f in m.args]
     if name == "kernel":
         from testbed.datapaths.kernel import KernelDatapath
@@ -144,6 +149,27 @@ def datapath(request, need_root) -> str:
     if reason:
         pytest.skip(reason)
     return name
+
+
+def _revision_lacks(item) -> str | None:
+    """Why the revision under test cannot run a case marked
+    `revision_has(feature, ...)` (a Revision field: table, hmac, changelink,
+    or a mode name such as "reduced"), else None."""
+    wanted = [f for m in item.iter_markers("revision_has") for f in m.args]
+    if not wanted:
+        return None
+    from testbed import revisions
+    from testbed.datapaths.kernel import KernelDatapath
+
+    rev = KernelDatapath.revision_of()
+    for feature in wanted:
+        has = feature in rev.modes if feature in ("full", "reduced") else getattr(rev, feature)
+        if not has:
+            others = [r.name for r in revisions.all_revisions()
+                      if (feature in r.modes if feature in ("full", "reduced") else getattr(r, feature))]
+            return (f"revision {rev.name} has no {feature} ({', '.join(others)} has it: "
+                    f"--revision {others[-1]} on the reference, or a kernel with it)")
+    return None
 
 
 @pytest.fixture

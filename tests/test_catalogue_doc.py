@@ -42,3 +42,15 @@ def test_every_id_is_documented_with_exactly_its_cases():
                    "not tagged": sorted(documented[cid] - tagged[cid])}
              for cid in CATALOGUE if tagged[cid] != documented[cid]}
     assert wrong == {}
+
+
+def test_the_revision_table_names_every_expectation_that_differs():
+    """docs/catalogue.md's "Which clause applies to which revision" has a
+    row for every ID a revision module says it expects otherwise."""
+    from testbed import revisions
+
+    text = (ROOT / "docs" / "catalogue.md").read_text()
+    table = text.split("## Which clause applies to which revision", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
+    differs = {d.id for r in revisions.all_revisions() for d in r.differs}
+    assert differs and differs <= rows, sorted(differs - rows)
