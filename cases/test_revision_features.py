@@ -75,6 +75,17 @@ def sent_one(checks, cid: str, cap, tag: str) -> bytes | None:
     return got[0] if ok else None
 
 
+def srh_fields(pkt: bytes) -> tuple[int, int, int, int, list[str], int]:
+    """(next header, hdrlen, last entry, segments left, segments in wire
+    order, SRH length) of the SRH after the outer IPv6 header, read as is:
+    a reduced SRH has Segments Left beyond its Last Entry (RFC 8986 §5.4),
+    which a strict decoder would refuse."""
+    srh = pkt[OUTER:]
+    nh, hdrlen, _, sl, last = srh[:5]
+    segs = [str(ipaddress.IPv6Address(srh[8 + 16 * i:24 + 16 * i])) for i in range(last + 1)]
+    return nh, hdrlen, last, sl, segs, 8 + 8 * hdrlen
+
+
 def outer(pkt: bytes) -> tuple[int, ipaddress.IPv6Address, ipaddress.IPv6Address, int]:
     """(next header, source, destination, payload length) of the outer IPv6 header."""
     ip6 = pkt[14:54]
@@ -130,13 +141,11 @@ def test_reduced_mode_leaves_the_first_sid_out_of_the_srh_and_full_mode_keeps_it
         nh, _, dst, _ = outer(pkt)
         checks.equal("R1", f"{what}: outer next header (routing)", 43, nh)
         checks.equal("R1", f"{what}: outer destination (the first SID)", ipaddress.IPv6Address(segs[0]), dst)
-        srh = decode_srh(pkt[OUTER:])
-        checks.equal("R1", f"{what}: SRH segments (wire order)",
-                     [str(s) for s in reversed(in_srh)], [str(s) for s in srh.segments])
+        snh, hdrlen, last, sl, wire, length = srh_fields(pkt)
+        checks.equal("R1", f"{what}: SRH segments (wire order)", [str(s) for s in reversed(in_srh)], wire)
         checks.equal("R1", f"{what}: SRH hdrlen, last entry, segments left, next header",
-                     (2 * len(in_srh), len(in_srh) - 1, len(segs) - 1, 143),
-                     (srh.hdrlen, srh.last_entry, srh.segments_left, srh.nexthdr))
-        checks.equal("R1", f"{what}: the frame after the SRH", f.hex(), pkt[OUTER + srh.length:].hex())
+                     (2 * len(in_srh), len(in_srh) - 1, len(segs) - 1, 143), (hdrlen, last, sl, snh))
+        checks.equal("R1", f"{what}: the frame after the SRH", f.hex(), pkt[OUTER + length:].hex())
 
 
 # ---- R2: the post-encapsulation table --------------------------------------------
@@ -152,28 +161,37 @@ def test_post_encapsulation_lookup_uses_the_devices_table(lab, capture, checks, 
     """R2 (sr6 IFLA_SR6_FIB_TABLE): the route to fcff::/16 is only in table
     100, main has a blackhole for it.  srl2-0 (table 100) sends the frame;
     srl2-1 (no table: main) and srl2-2 (table 200, which does not exist)
-    send nothing and count it as a failed lookup (srl2-1: the revision's
-    no-route counters, L2; srl2-2: tx_errors at least)."""
+    send nothing and count each frame as a failed lookup (srl2-1: the
+    revision's counters for a reject route, L2; srl2-2: tx_errors).  The
+    bridge floods the lab's own frames (ND, MLD) into all three devices
+    too: every SRv6 packet rt-1 sends is srl2-0's, and each device counts
+    what it was handed."""
     lab_ = rev2_lab(lab, {"srl2-0": 'segs: ["fcff:2::d20"], table: 100',
                           "srl2-1": 'segs: ["fcff:2::d20"]',
                           "srl2-2": 'segs: ["fcff:2::d20"], table: 200'}, routes=TABLE_ROUTES)
     cap = capture(lab_, "rt-1", "veth-rt2")
     before = {d: lab_.counters("rt-1", d) for d in ("srl2-0", "srl2-1", "srl2-2")}
     send_frames(lab_.node("hs-1"), "veth0", [frame("R2")])  # flooded into all three
-    got = [x.data for x in sent(cap, marker("R2"), 1)]
-    until(lambda: counter_delta(lab_, "rt-1", "srl2-1", before["srl2-1"])[revision.counters.no_route[0]] >= 1)
-    cap.settle()
-    got = [x.data for x in cap.frames if x.outgoing and marker("R2") in x.data]
-    checks.equal("R2", "packets rt-1 sent for the frame (srl2-0's only: table 100)", 1, len(got))
-    d0 = counter_delta(lab_, "rt-1", "srl2-0", before["srl2-0"])
-    checks.equal("R2", "srl2-0 (table 100): tx_packets", 1, d0["tx_packets"])
-    d1 = counter_delta(lab_, "rt-1", "srl2-1", before["srl2-1"])
-    checks.equal("L2", "srl2-1 (main: blackhole): no-route counters",
-                 {c: 1 for c in revision.counters.no_route}, {c: d1[c] for c in revision.counters.no_route})
-    d2 = counter_delta(lab_, "rt-1", "srl2-2", before["srl2-2"])
-    checks.check("R2", "srl2-2 (table 200 does not exist): nothing sent, an error counted",
-                 d2["tx_packets"] == 0 and d2["tx_errors"] >= 1, "tx_packets +0, tx_errors +1",
-                 f"tx_packets +{d2['tx_packets']}, tx_errors +{d2['tx_errors']}")
+    sent(cap, marker("R2"), 1)
+    reject = revision.counters.reject
+    until(lambda: counter_delta(lab_, "rt-1", "srl2-1", before["srl2-1"])[reject[0]] >= 1
+          and counter_delta(lab_, "rt-1", "srl2-2", before["srl2-2"])["tx_errors"] >= 1)
+    d = {dev: counter_delta(lab_, "rt-1", dev, before[dev]) for dev in before}
+    cap.settle()  # after the reads: every packet counted has been captured
+    ours = [x.data for x in cap.frames if x.outgoing and marker("R2") in x.data]
+    srv6 = [x.data for x in cap.frames if x.outgoing and x.data[12:14] == b"\x86\xdd" and x.data[20] in (43, 143)]
+    checks.equal("R2", "packets rt-1 sent for the frame (srl2-0's only: table 100)", 1, len(ours))
+    checks.check("R2", "srl2-0 (table 100): tx_packets, by the SRv6 packets rt-1 sent",
+                 1 <= d["srl2-0"]["tx_packets"] <= len(srv6), f"1..{len(srv6)}", d["srl2-0"]["tx_packets"])
+    handed = d["srl2-1"][reject[0]]
+    checks.check("L2", f"srl2-1 (main: a blackhole): {' and '.join(reject)} per frame, nothing sent",
+                 handed >= 1 and all(d["srl2-1"][c] == handed for c in reject) and d["srl2-1"]["tx_packets"] == 0,
+                 "+1 each per frame handed, tx_packets +0",
+                 ", ".join(f"{c} +{d['srl2-1'][c]}" for c in reject + ("tx_packets",)))
+    checks.check("R2", "srl2-2 (table 200 does not exist): nothing sent, each frame an error",
+                 d["srl2-2"]["tx_packets"] == 0 and d["srl2-2"]["tx_errors"] >= 1,
+                 "tx_packets +0, tx_errors +1 or more",
+                 f"tx_packets +{d['srl2-2']['tx_packets']}, tx_errors +{d['srl2-2']['tx_errors']}")
 
 
 # ---- R3: changelink ----------------------------------------------------------------
@@ -242,13 +260,16 @@ def linux_hmac(secret: bytes, saddr: ipaddress.IPv6Address, srh: bytes, keyid: i
 @pytest.mark.needs("srl2")
 def test_hmac_tlv_is_computed_as_rfc_8754_says(lab, capture, checks, datapath):
     """R4 (RFC 8754 §2.1.2; sr6 hmac): a device with `hmac: 1` (key 1,
-    SHA-256, set with `ip sr hmac`) sends an SRH with the HMAC flag and an
-    HMAC TLV (type 5, length 38, key id 1) whose HMAC is the one computed
-    here independently over source, Last Entry, flags, key id and segments;
-    hdrlen counts the TLV.  On the kernel datapath the far end then
-    validates it: an End whose interface requires HMAC (seg6_require_hmac
-    1, the same key) accepts the packet."""
-    lab_ = rev2_lab(lab, {"srl2-0": 'segs: ["fcff:2::d20"], hmac: 1'}, hmac_keys=True)
+    SHA-256, set with `ip sr hmac`) and two SIDs sends an SRH with the HMAC
+    flag and an HMAC TLV (type 5, length 38, key id 1) whose HMAC is the one
+    computed here independently over source, Last Entry, flags, key id and
+    segments; hdrlen counts the TLV.  On the kernel datapath the far end
+    then validates it: an End SID (the first segment; Segments Left 1, so it
+    forwards) on an interface that requires HMAC (seg6_require_hmac 1)
+    counts the packet as processed with the same key, and as an error with
+    another (the control that the validation is real)."""
+    segs = ["fcff:2::e", "fcff:3::d20"]
+    lab_ = rev2_lab(lab, {"srl2-0": f'segs: ["{segs[0]}", "{segs[1]}"], hmac: 1'}, hmac_keys=True)
     cap = capture(lab_, "rt-1", "veth-rt2")
     send_frames(lab_.node("hs-1"), "veth0", [frame("R4")])
     pkt = sent_one(checks, "R4", cap, "R4")
@@ -256,43 +277,56 @@ def test_hmac_tlv_is_computed_as_rfc_8754_says(lab, capture, checks, datapath):
         return
     _, src, _, _ = outer(pkt)
     srh = pkt[OUTER:]
-    hdrlen = srh[1]
-    checks.equal("R4", "SRH hdrlen (one segment + the 40-byte HMAC TLV)", 2 + 5, hdrlen)
+    checks.equal("R4", "SRH hdrlen (two segments + the 40-byte HMAC TLV)", 4 + 5, srh[1])
     checks.check("R4", "SRH flags: the HMAC flag", bool(srh[5] & 0x08), "bit 3 set", f"0x{srh[5]:02x}")
-    tlv = srh[8 + 16:8 + 16 + 40]
+    tlv = srh[8 + 32:8 + 32 + 40]
     checks.equal("R4", "HMAC TLV type, length, key id", (5, 38, 1),
                  (tlv[0], tlv[1], struct.unpack("!I", tlv[4:8])[0]) if len(tlv) == 40 else tlv.hex())
     checks.equal("R4", "the HMAC (RFC 8754 §2.1.2.1, SHA-256)",
                  linux_hmac(SECRET.encode(), src, srh, 1).hex(), tlv[8:40].hex())
-    if datapath != "kernel":
-        return  # the reference's End does not validate HMACs
-    # The far end validates: rt-2 with the key, an End SID, HMAC required.
-    rt2 = lab_.node("rt-2")
-    genl = Seg6Genl(rt2.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC))
-    try:
-        genl.set_hmac(1, SECRET.encode(), "sha256")
-    finally:
-        genl.close()
-    rt2.write_sysctls({"net.ipv6.conf.veth-rt1.seg6_enabled": "1", "net.ipv6.conf.veth-rt1.seg6_require_hmac": "1",
-                       "net.ipv6.conf.all.forwarding": "1"})
-    rt2.ipr.link("add", ifname="dum-end", kind="veth", peer="dum-end-p")
-    for name in ("dum-end", "dum-end-p"):
-        rt2.ipr.link("set", index=rt2.ipr.link_lookup(ifname=name)[0], state="up")
-    nla.add_seg6local(rt2.ipr, "fcff:2::d20", "End", dev=rt2.ipr.link_lookup(ifname="dum-end")[0], count=True)
+    if datapath == "kernel":  # the reference's End does not validate HMACs
+        validated_by_a_far_end(lab_, checks, segs[0])
+
+
+def validated_by_a_far_end(lab_, checks, sid: str) -> None:
+    """rt-2 gets key 1, an End SID for `sid` with counters, and requires
+    HMAC on its underlay interface; packets with the right key are
+    processed (packets, no errors); once rt-2's key 1 changes they are
+    refused (errors, no packets)."""
     from testbed.datapaths.kernel import KernelDatapath
     from testbed.model import Sid
 
-    sid = Sid(ipaddress.IPv6Network("fcff:2::d20/128"), "End", count=True)
-    before = KernelDatapath().sid_counters(rt2, sid)
-    send_frames(lab_.node("hs-1"), "veth0", [frame("R4-valid")])
-    until(lambda: (KernelDatapath().sid_counters(rt2, sid) or {}).get("packets", 0) > before["packets"])
-    after = KernelDatapath().sid_counters(rt2, sid)
-    # Segments Left is 0 at this End: it counts the packet it accepted (HMAC
-    # valid) as an error of its own; a packet refused for its HMAC is dropped
-    # before the behaviour and counts nothing.
-    checks.check("R4", "packets the validating End (seg6_require_hmac 1) received",
-                 after["packets"] - before["packets"] == 1, "+1 (HMAC valid)",
-                 f"+{after['packets'] - before['packets']}")
+    rt2 = lab_.node("rt-2")
+
+    def set_key(secret: str) -> None:
+        genl = Seg6Genl(rt2.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC))
+        try:
+            genl.set_hmac(1, secret.encode(), "sha256")
+        finally:
+            genl.close()
+
+    set_key(SECRET)
+    rt2.write_sysctls({"net.ipv6.conf.all.forwarding": "1", "net.ipv6.conf.all.seg6_enabled": "1",
+                       "net.ipv6.conf.veth-rt1.seg6_enabled": "1",
+                       "net.ipv6.conf.veth-rt1.seg6_require_hmac": "1"})
+    rt2.ipr.route("add", dst="fcff:3::", dst_len=32, type="blackhole", family=socket.AF_INET6)
+    index = rt2.ipr.link_lookup(ifname="veth-rt1")[0]
+    nla.add_seg6local(rt2.ipr, sid, "End", dev=index, count=True)
+    end = Sid(ipaddress.IPv6Network(f"{sid}/128"), "End", count=True)
+    kdp = KernelDatapath()
+    for tag, secret, moved in (("R4-valid", SECRET, "packets"), ("R4-wrong-key", SECRET + "-other", "errors")):
+        set_key(secret)
+        before = kdp.sid_counters(rt2, end) or {}
+        send_frames(lab_.node("hs-1"), "veth0", [frame(tag)])
+        until(lambda: sum((kdp.sid_counters(rt2, end) or {}).get(k, 0) - before.get(k, 0)
+                          for k in ("packets", "errors")) >= 1)
+        after = kdp.sid_counters(rt2, end) or {}
+        d = {k: after.get(k, 0) - before.get(k, 0) for k in ("packets", "errors")}
+        other = "errors" if moved == "packets" else "packets"
+        # >= 1: the bridge also floods rt-1's own ND and MLD into srl2-0
+        checks.check("R4", f"End with seg6_require_hmac 1, {'the same key' if secret == SECRET else 'another key'}: "
+                     "its counters after the frame", d[moved] >= 1 and d[other] == 0,
+                     f"{moved} +1 or more, {other} +0", f"packets +{d['packets']}, errors +{d['errors']}")
 
 
 # ---- R5, R6: rtnetlink checks ---------------------------------------------------------

@@ -35,7 +35,8 @@ class Counters:
     """Which device counters one dropped frame moves, per cause (kernel names)."""
 
     loop: tuple[str, ...]       # the route to the first SID leads back into the device
-    no_route: tuple[str, ...]   # no usable route (none, unreachable, prohibit, blackhole)
+    no_route: tuple[str, ...]   # no route at all (ENETUNREACH)
+    reject: tuple[str, ...]     # a reject route: unreachable, prohibit, blackhole
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,21 @@ REVISION = Revision(
     netns_move=False,
     creation_mtu=True,
     mtu_clamped=True,
-    counters=Counters(loop=("collisions", "tx_errors"), no_route=("tx_carrier_errors", "tx_errors")),
+    # sr6.c counts by the lookup's errno: ENETUNREACH (no route) as carrier
+    # error + error, any other (a reject route's EHOSTUNREACH, EACCES,
+    # EINVAL; a missing table) as an error only.
+    counters=Counters(loop=("collisions", "tx_errors"), no_route=("tx_carrier_errors", "tx_errors"),
+                      reject=("tx_errors",)),
     tx_bytes_inner=True,
     rx_on_l2dev=True,
     l2dev_word="sr6",
     differs=(
         Differs("L1", "collisions and tx_errors +1 per frame",
                 "sr6.c counts ELOOP as collisions + tx_errors (srl2: collisions + tx_dropped)"),
-        Differs("L2", "tx_carrier_errors and tx_errors +1 per frame",
-                "sr6.c counts ENETUNREACH as tx_carrier_errors + tx_errors (srl2: + tx_dropped)"),
+        Differs("L2", "no route: tx_carrier_errors and tx_errors +1 per frame; a reject route "
+                      "(unreachable, prohibit, blackhole): tx_errors +1 only",
+                "sr6.c counts the lookup's errno: ENETUNREACH as tx_carrier_errors + tx_errors, any other "
+                "(EHOSTUNREACH, EACCES, EINVAL) as tx_errors (srl2: tx_carrier_errors + tx_dropped for all)"),
         Differs("N4", "an MTU given at creation is applied (refused above the maximum)",
                 "sr6.c applies IFLA_MTU at newlink ('MTU exceeds the encapsulation limit' above it)"),
         Differs("N6", "moving the device to another netns is refused",

@@ -23,7 +23,8 @@ REVISION = Revision(
     netns_move=True,          # allowed; routing then happens in the new netns (N6)
     creation_mtu=False,       # ignored: the computed MTU wins (N4, a finding)
     mtu_clamped=False,        # 1500 - overhead wraps from 90 SIDs on (S3's crash)
-    counters=Counters(loop=("collisions", "tx_dropped"), no_route=("tx_carrier_errors", "tx_dropped")),
+    counters=Counters(loop=("collisions", "tx_dropped"), no_route=("tx_carrier_errors", "tx_dropped"),
+                      reject=("tx_carrier_errors", "tx_dropped")),
     tx_bytes_inner=True,      # what the patch means to count (N7: it counts +162 more, a finding)
     rx_on_l2dev=False,
     l2dev_word="srl2",
