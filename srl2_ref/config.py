@@ -1,11 +1,20 @@
 """The reference process's configuration (JSON), validated into dataclasses.
 
-    {"devices": [{"name": "srl2-0", "segs": ["fcff:2::d20"], "mtu": null, "mac": null}],
+    {"revision": "srl2",
+     "devices": [{"name": "srl2-0", "segs": ["fcff:2::d20"], "mtu": null, "mac": null,
+                  "mode": null, "table": null, "hmac": null}],
      "sids": [{"sid": "fcff:1::d20/128", "action": "End.DT2U", "l2dev": "srl2-0",
                "oif": null, "nh6": null, "table": 90, "count": true}],
+     "hmac_keys": {"1": {"secret": "...", "algorithm": "sha256"}},
      "control": "/run/testbed/LAB/NODE.sock",
      "icmp_errors": false,
      "faults": []}
+
+`revision` is the series' revision the devices are (testbed.revisions;
+default srl2, so older configurations mean what they meant).  A device's
+mode (full, reduced; default the revision's first), table and hmac (a key
+id of `hmac_keys`, the node's `ip sr hmac` keys) exist only in revisions
+that have them: asking another revision for them is an error naming it.
 """
 from __future__ import annotations
 
@@ -15,11 +24,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from testbed.srv6.srh import MAX_SEGMENTS, max_mtu_for, mtu_for
+from testbed import revisions
+from testbed.revisions import Revision
+from testbed.srv6.srh import MAX_SEGMENTS
+
+from . import hmac
 
 ACTIONS = ("End", "End.X", "End.DX2", "End.DT2U")
-FAULTS = ("sid_travel_order", "copy_inner_hoplimit", "no_loop_check", "no_decap_sl_check")
-MIN_MTU = 68
+FAULTS = ("sid_travel_order", "copy_inner_hoplimit", "no_loop_check", "no_decap_sl_check",
+          # sr6's features broken on purpose (tests/test_suite_catches_faults.py):
+          "reduced_repeats_first_sid",  # reduced mode puts the first SID in the SRH too
+          "table_ignored",              # the route to the first SID is looked up in main, not the table
+          "hmac_wrong_bytes")           # the HMAC over a text without the source address
+MIN_MTU = revisions.MIN_MTU
+U32 = 2**32
 DEFAULT_TUN = "srl2ref-sid"
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
@@ -34,14 +52,26 @@ class DeviceConf:
     segs: list[ipaddress.IPv6Address]
     mtu: Optional[int] = None
     mac: Optional[str] = None
+    mode: str = "full"
+    table: Optional[int] = None  # the post-encapsulation FIB table (None: the netns's routing)
+    hmac: Optional[int] = None  # HMAC key id: an HMAC TLV in the SRH
+    default_mtu: int = 0  # what the revision computes (set by parse)
 
     @property
     def effective_mtu(self) -> int:
-        # 1500 - 40 - SRH - 14 is below the minimum MTU from 86 SIDs on and
-        # negative from 90 (up to -594 for 127): the device still works over
-        # a larger underlay, so its MTU is clamped to the minimum, never
-        # negative or wrapped (CONFORMANCE S3; the RFC patch wraps it).
-        return self.mtu if self.mtu is not None else max(MIN_MTU, mtu_for(len(self.segs)))
+        return self.mtu if self.mtu is not None else self.default_mtu
+
+
+def default_mtu(rev: Revision, nsegs: int, mode: str, with_hmac: bool) -> int:
+    """The device's MTU when none is given: 1500 less the revision's
+    overhead.  Below the minimum (from 86 SIDs on, negative from 90, -594
+    for 127) it is clamped to 68: the device still works over a larger
+    underlay.  sr6 does so itself; srl2's patch wraps the unsigned MTU
+    instead (CONFORMANCE S3, a finding), and the reference models what the
+    catalogue expects of it, the clamp."""
+    if rev.mtu_clamped:
+        return rev.default_mtu(nsegs, mode, with_hmac)
+    return max(MIN_MTU, revisions.UNDERLAY_MTU - rev.overhead(nsegs, mode, with_hmac))
 
 
 @dataclass
@@ -68,6 +98,8 @@ class Config:
     icmp_errors: bool = False
     faults: frozenset[str] = frozenset()
     tun: str = DEFAULT_TUN
+    revision: Revision = field(default_factory=lambda: revisions.get("srl2"))
+    hmac_keys: dict[int, hmac.Key] = field(default_factory=dict)
 
 
 def _ifname(v, where: str) -> str:
@@ -86,7 +118,7 @@ def _v6(v, where: str) -> ipaddress.IPv6Address:
 def parse(data: dict) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("config: top level must be an object")
-    unknown = set(data) - {"devices", "sids", "control", "icmp_errors", "faults", "tun"}
+    unknown = set(data) - {"devices", "sids", "control", "icmp_errors", "faults", "tun", "revision", "hmac_keys"}
     if unknown:
         raise ConfigError(f"config: unknown keys {sorted(unknown)}")
     cfg = Config(control=data.get("control"), icmp_errors=bool(data.get("icmp_errors", False)))
@@ -98,6 +130,11 @@ def parse(data: dict) -> Config:
     if bad:
         raise ConfigError(f"faults: unknown {bad}; known: {list(FAULTS)}")
     cfg.faults = frozenset(faults)
+    name = data.get("revision", "srl2")
+    if name not in revisions.NAMES:
+        raise ConfigError(f"revision: {name!r}, expected one of {list(revisions.NAMES)}")
+    cfg.revision = rev = revisions.get(name)
+    cfg.hmac_keys = _hmac_keys(data.get("hmac_keys") or {})
     names = set()
     for i, d in enumerate(data.get("devices") or []):
         w = f"devices[{i}]"
@@ -113,16 +150,20 @@ def parse(data: dict) -> Config:
         if len(segs) > MAX_SEGMENTS:
             raise ConfigError(f"{w}.segs: {len(segs)} segments, at most {MAX_SEGMENTS}")
         segs = [_v6(s, f"{w}.segs[{j}]") for j, s in enumerate(segs)]
+        mode, table, keyid = _features(rev, d, w)
+        # An MTU given at creation is applied (sr6 does; srl2's patch
+        # overwrites it, CONFORMANCE N4, a finding), within the device's range.
         mtu = d.get("mtu")
         if mtu is not None:
-            top = max_mtu_for(len(segs))
+            top = rev.max_mtu(len(segs), mode, keyid is not None)
             if not isinstance(mtu, int) or not MIN_MTU <= mtu <= top:
                 raise ConfigError(f"{w}.mtu: {mtu!r} outside {MIN_MTU}..{top}")
         mac = d.get("mac")
         if mac is not None:
             if not isinstance(mac, str) or not _MAC.match(mac) or int(mac[:2], 16) & 1:
                 raise ConfigError(f"{w}.mac: {mac!r} is not a unicast MAC address")
-        cfg.devices.append(DeviceConf(name, segs, mtu, mac))
+        cfg.devices.append(DeviceConf(name, segs, mtu, mac, mode, table, keyid,
+                                      default_mtu(rev, len(segs), mode, keyid is not None)))
     seen = set()
     for i, s in enumerate(data.get("sids") or []):
         w = f"sids[{i}]"
@@ -161,6 +202,49 @@ def parse(data: dict) -> Config:
         seen.add((sc.sid, sc.table))
         cfg.sids.append(sc)
     return cfg
+
+
+def _u32(v, where: str, low: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v < U32:
+        raise ConfigError(f"{where}: {v!r} is not a number in {low}..{U32 - 1}")
+    return v
+
+
+def _features(rev: Revision, d: dict, w: str) -> tuple[str, Optional[int], Optional[int]]:
+    """A device's mode, table and HMAC key id, checked against the revision."""
+    mode, table, keyid = d.get("mode"), d.get("table"), d.get("hmac")
+    for key, asked in (("mode", {"mode": mode}), ("table", {"table": table}), ("hmac", {"hmac": keyid})):
+        why = rev.refuses(**asked)
+        if why:
+            raise ConfigError(f"{w}.{key}: {why}")
+    if table is not None:
+        table = _u32(table, f"{w}.table", 1)  # sr6: "Invalid FIB table ID" for 0
+    if keyid is not None:
+        keyid = _u32(keyid, f"{w}.hmac", 1)
+    return mode or rev.modes[0], table, keyid
+
+
+def _hmac_keys(keys) -> dict[int, hmac.Key]:
+    """{"KEYID": {"secret": "...", "algorithm": "sha256"}}: the node's `ip sr
+    hmac` keys (a key id a device names but the node lacks is not an error
+    here: Linux then fails every encapsulation, and so does the reference)."""
+    if not isinstance(keys, dict):
+        raise ConfigError("hmac_keys: must be an object of key id -> {secret, algorithm}")
+    out = {}
+    for k, v in keys.items():
+        w = f"hmac_keys[{k!r}]"
+        if not isinstance(k, str) or not k.isdigit():
+            raise ConfigError(f"{w}: the key id must be a decimal number")
+        keyid = _u32(int(k), w, 1)
+        if not isinstance(v, dict) or set(v) - {"secret", "algorithm"}:
+            raise ConfigError(f"{w}: must be an object with secret and algorithm")
+        secret, algorithm = v.get("secret"), v.get("algorithm", "sha256")
+        if not isinstance(secret, str) or not 0 < len(secret.encode()) <= hmac.SECRET_MAX:
+            raise ConfigError(f"{w}.secret: 1..{hmac.SECRET_MAX} bytes (an empty secret deletes a key)")
+        if algorithm not in hmac.ALGORITHMS:
+            raise ConfigError(f"{w}.algorithm: {algorithm!r}, expected one of {sorted(hmac.ALGORITHMS)}")
+        out[keyid] = hmac.Key(keyid, secret.encode(), algorithm)
+    return out
 
 
 def load(path: str) -> Config:

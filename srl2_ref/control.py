@@ -3,7 +3,8 @@
     "ping\n"     -> "pong\n"
     "counters\n" -> {"devices": {NAME: {rx_packets: .., ..., collisions: ..}},
                      "sids": {SID: {"packets": .., "bytes": .., "errors": ..}}}  (one JSON line)
-    "info\n"     -> {"pid", "devices": {NAME: {"ifindex", "segs", "srh"}}, "tun", "sids", "faults", ...}
+    "info\n"     -> {"pid", "revision", "devices": {NAME: {"ifindex", "segs", "srh", "kind", "mode",
+                     "table", "hmac"}}, "tun", "sids", "faults", ...}
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import sys
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from . import counting, fibtable
 from .config import Config
 from .control import ControlServer
 from .devices import Device, Sid, raw6
@@ -55,6 +56,7 @@ class Daemon:
         self.rx: Receiver | None = None
         self.ctl: ControlServer | None = None
         self.sockets: list[socket.socket] = []  # closed with the daemon
+        self.rules: list[tuple[int, int]] = []  # (table, mark) of the rules it added (srl2_ref.fibtable)
 
     # ---- set-up ---------------------------------------------------------
     def setup(self) -> None:
@@ -62,9 +64,12 @@ class Daemon:
         self.genl = Seg6Genl()
         self.mon = open_monitor()  # before anything changes, so nothing is missed
         self.routes = RouteCache(ipr, self.genl)
+        drops = counting.drops(self.cfg.revision)
+        marks = self._table_rules(ipr)
         for dc in self.cfg.devices:
             try:
-                dev = Device(dc, self.faults)
+                mark = marks.get(dc.table, 0) if dc.table is not None else 0
+                dev = Device(dc, self.faults, self.cfg.hmac_keys, drops, mark)
             except OSError as e:
                 raise SetupError(f"device {dc.name}: cannot create TAP: {e.strerror}") from None
             self.devices.append(dev)
@@ -79,15 +84,30 @@ class Daemon:
                 ipr.tc("replace", "noqueue", dev.ifindex, 0)
             except (NetlinkError, IndexError) as e:
                 raise SetupError(f"device {dc.name}: {e}") from None
-        self.tx = Transmitter(self.devices, self.routes, ipr, self.faults)
+        self.tx = Transmitter(self.devices, self.routes, ipr, self.faults, self.cfg.revision.tx_bytes_inner)
         if self.cfg.sids:
             self._setup_sids()
             reinject = self._own(raw6())
             icmp = self._own(socket.socket(socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                            socket.IPPROTO_ICMPV6)) if self.cfg.icmp_errors else None
-            self.rx = Receiver(self.tun_fd, self.sids, reinject, icmp, self.faults)
+            self.rx = Receiver(self.tun_fd, self.sids, reinject, icmp, self.faults, self.cfg.hmac_keys)
         if self.cfg.control:
             self.ctl = ControlServer(self.cfg.control, self.command)
+
+    def _table_rules(self, ipr: IPRoute) -> dict[int, int]:
+        """table -> the mark of the rule that sends the packets of the
+        devices with that table through it (srl2_ref.fibtable)."""
+        if "table_ignored" in self.faults:
+            return {}
+        tables = sorted({d.table for d in self.cfg.devices if d.table is not None})
+        marks = {t: fibtable.mark_of(i) for i, t in enumerate(tables, 1)}
+        for table, mark in marks.items():
+            try:
+                fibtable.add_rule(ipr, table, mark)
+            except NetlinkError as e:
+                raise SetupError(f"rule for table {table}: {os.strerror(e.code)}") from None
+            self.rules.append((table, mark))
+        return marks
 
     def _own(self, sock: socket.socket) -> socket.socket:
         self.sockets.append(sock)
@@ -149,6 +169,9 @@ class Daemon:
             self.mon.close()
         if self.tx is not None:
             self.tx.close()
+        for table, mark in self.rules:
+            assert self.ipr is not None  # the rules were added through it
+            fibtable.del_rule(self.ipr, table, mark)
         if self.genl:
             self.genl.close()
         if self.ipr:
@@ -217,8 +240,12 @@ class Daemon:
             assert self.routes is not None  # setup() made it
             return json.dumps({
                 "pid": os.getpid(),
+                "revision": self.cfg.revision.name,
+                # srh: as on the wire (reduced: without the first SID; HMAC zero)
                 "devices": {d.name: {"ifindex": d.ifindex, "segs": [str(s) for s in d.conf.segs],
-                                     "srh": d.template.srh.hex()} for d in self.devices},
+                                     "srh": d.template.srh.hex(), "kind": self.cfg.revision.kind,
+                                     "mode": d.conf.mode, "table": d.conf.table, "hmac": d.conf.hmac}
+                            for d in self.devices},
                 "tun": self.cfg.tun if self.tun_fd >= 0 else None,
                 "sids": {s.key: s.action for s in self.sids},
                 "faults": sorted(self.faults),

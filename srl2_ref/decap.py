@@ -12,6 +12,14 @@ headers and says what the SID's behaviour does with the packet:
 - End / End.X (RFC 8986 4.1, 4.2): an SRH with Segments Left > 0 is needed;
   Segments Left is decremented and the destination address becomes the next
   segment; the rewritten packet is re-injected.
+
+An SRH may have Segments Left = Last Entry + 1: a reduced SRH (H.Encaps.Red,
+RFC 8986 §5.4), whose first segment travels only in the destination
+address; Linux's seg6_local validates SRHs as possibly reduced.  With the
+node's HMAC keys (`hmac_keys`), an SRH carrying an HMAC TLV must carry the
+right HMAC (seg6_hmac_validate_skb with seg6_require_hmac 0, its default;
+the per-interface setting is not modelled): else the packet is dropped
+silently, as Linux does.
 """
 from __future__ import annotations
 
@@ -19,7 +27,9 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from testbed.srv6.srh import decode_srh
+from testbed.srv6.srh import Srh, decode_srh
+
+from . import hmac
 
 NEXTHDR_HOP = 0
 NEXTHDR_ROUTING = 43
@@ -75,15 +85,33 @@ def _walk(packet: bytes):
     return None, end, rh, nh, off
 
 
-def classify(packet: bytes, action: str, *, check_sl: bool = True) -> Verdict:
-    """What SID behaviour `action` does with `packet` (an IPv6 packet)."""
+def decode_reduced(data: bytes) -> Srh:
+    """decode_srh, also accepting Segments Left = Last Entry + 1 (a reduced
+    SRH, as Linux's seg6_validate_srh(..., reduced=true) does)."""
+    if len(data) >= 8 and data[2] == 4 and data[3] == data[4] + 1:
+        srh = decode_srh(data[:3] + bytes([data[4]]) + data[4:])
+        return Srh(srh.nexthdr, srh.hdrlen, srh.type, data[3], srh.last_entry, srh.flags, srh.tag,
+                   srh.segments, srh.tlvs)
+    return decode_srh(data)
+
+
+def classify(packet: bytes, action: str, *, check_sl: bool = True,
+             hmac_keys: Optional[dict[int, hmac.Key]] = None) -> Verdict:
+    """What SID behaviour `action` does with `packet` (an IPv6 packet);
+    with `hmac_keys`, HMAC TLVs are checked against them."""
     try:
-        return _classify(bytes(packet), action, check_sl)
+        return _classify(bytes(packet), action, check_sl, hmac_keys)
     except Exception as e:  # a bug here must cost a packet, not the process
         return _drop(f"internal error: {type(e).__name__}")
 
 
-def _classify(packet: bytes, action: str, check_sl: bool) -> Verdict:
+def _hmac_ok(packet: bytes, rh: Optional[int], keys: Optional[dict[int, hmac.Key]]) -> bool:
+    if keys is None or rh is None or packet[rh + 2] != 4:
+        return True
+    return hmac.valid(packet[rh:rh + (packet[rh + 1] + 1) * 8], packet[8:24], keys)
+
+
+def _classify(packet: bytes, action: str, check_sl: bool, keys: Optional[dict[int, hmac.Key]]) -> Verdict:
     err, end, rh, upper, uoff = _walk(packet)
     if err:
         return _drop(err)
@@ -92,11 +120,13 @@ def _classify(packet: bytes, action: str, check_sl: bool) -> Verdict:
             rtype, sl = packet[rh + 2], packet[rh + 3]
             if rtype == 4:
                 try:
-                    decode_srh(packet[rh:end])
+                    decode_reduced(packet[rh:end])
                 except ValueError as e:
                     return _drop(f"invalid SRH: {e}", (ICMP6_PARAM_PROB, 0, rh + 2))
                 if sl != 0 and check_sl:
                     return _drop("segments left not 0", (ICMP6_PARAM_PROB, 0, rh + 3))
+                if not _hmac_ok(packet, rh, keys):
+                    return _drop("HMAC not valid")
             elif sl != 0:
                 return _drop(f"routing type {rtype} with segments left {sl}", (ICMP6_PARAM_PROB, 0, rh + 2))
         if upper != NEXTHDR_ETHERNET:
@@ -108,11 +138,13 @@ def _classify(packet: bytes, action: str, check_sl: bool) -> Verdict:
         if rh is None or packet[rh + 2] != 4:
             return _drop("no SRH", (ICMP6_PARAM_PROB, 4, uoff))
         try:
-            srh = decode_srh(packet[rh:end])
+            srh = decode_reduced(packet[rh:end])
         except ValueError as e:
             return _drop(f"invalid SRH: {e}", (ICMP6_PARAM_PROB, 0, rh + 3))
         if srh.segments_left == 0:
             return _drop("segments left 0 at End", (ICMP6_PARAM_PROB, 4, uoff))
+        if not _hmac_ok(packet, rh, keys):
+            return _drop("HMAC not valid")
         if packet[7] == 0:
             return _drop("hop limit 0")
         sl = srh.segments_left - 1

@@ -14,7 +14,7 @@ import socket
 import struct
 from ipaddress import IPv6Address
 
-from . import encap
+from . import encap, hmac
 from .config import DeviceConf, SidConf
 from .mmsg import sockaddr_in6
 from .routecache import ANY
@@ -47,18 +47,28 @@ def ifmtu(sock: socket.socket, ifname: str) -> int:
 
 
 class Device:
-    def __init__(self, conf: DeviceConf, faults: frozenset[str]):
+    def __init__(self, conf: DeviceConf, faults: frozenset[str], keys: dict[int, hmac.Key],
+                 drops: dict[str, tuple[str, ...]], mark: int = 0):
         self.conf = conf
         self.name = conf.name
+        self.template = encap.Template(conf.segs, "sid_travel_order" in faults, mode=conf.mode,
+                                       hmac_keyid=conf.hmac, key=keys.get(conf.hmac) if conf.hmac is not None else None,
+                                       faults=faults)
+        # the table the route to the first SID is looked up in (None: the
+        # netns's rules); fault "table_ignored" looks in main instead
+        self.table = conf.table if "table_ignored" not in faults else None
+        self.drops = drops  # cause -> the counters a dropped frame moves (srl2_ref.counting)
         self.fd, _ = open_tun(conf.name, tap=True)
         self.ifindex = 0
-        self.template = encap.Template(conf.segs, "sid_travel_order" in faults)
         self.dst = self.template.dst
         self.sockaddr = sockaddr_in6(self.dst.packed)
         self.src: IPv6Address | None = None
         self.tail = ctypes.create_string_buffer(len(self.template.tail(ANY)))
         self.raw = raw6()
-        self.c = dict.fromkeys(COUNTERS, 0)
+        if mark:  # its packets follow the device's table (srl2_ref.fibtable)
+            self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        # the kernel's counters, and any other a drop of this revision moves
+        self.c = dict.fromkeys(COUNTERS + tuple(k for ks in drops.values() for k in ks if k not in COUNTERS), 0)
         self.loop_window = 0.0
         self.loop_sent = 0
 

@@ -2,16 +2,29 @@
 
 The outer IPv6 header is split in two so the hot loop touches only 8 bytes
 per frame:  the first word (version, traffic class, flow label), payload
-length, next header 43 and hop limit vary per frame; source, destination and
-the SRH are fixed per device (precomputed by `Template`).
+length, next header (43, or 143 with no SRH) and hop limit vary per frame;
+source, destination and the SRH are fixed per device and source address
+(precomputed by `Template`).
+
+Modes (the series' second revision, sr6): full is H.Encaps.L2 (RFC 8986
+§5.3), every SID in the SRH, as srl2 does; reduced is H.Encaps.L2.Red
+(§5.4): the first SID only in the outer DA.  What reduced sends is what
+Linux's seg6_do_srh_encap_red makes of the configured SRH (measured on the
+sr6 kernel too): the last entry (the first SID) is cut out, Last Entry and
+hdrlen shrink, Segments Left stays n-1 (it counts the SID in the DA); with
+one SID and nothing else to carry there is no SRH at all, but one SID with
+an HMAC TLV keeps its whole SRH.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 from ipaddress import IPv6Address
+from typing import Optional
 
-from testbed.srv6.srh import encode_srh
+from testbed.srv6.srh import NEXTHDR_ETHERNET, NEXTHDR_ROUTING, encode_srh
+
+from . import hmac
 
 ETH_P_IPV6 = b"\x86\xdd"
 ETH_P_IP = b"\x08\x00"
@@ -75,23 +88,57 @@ def first_word(frame, mode: int) -> int:
     return VERSION_WORD
 
 
-class Template:
-    """Everything fixed about a device's outer headers."""
+def reduce_srh(srh: bytes) -> bytes:
+    """The SRH H.Encaps.L2.Red pushes for the configured (full) `srh`:
+    without its last entry (the first SID, which travels in the DA); none
+    at all for one SID without flags, tag or TLVs."""
+    last = srh[4]
+    if last == 0:
+        plain = srh[5] == 0 and srh[6:8] == b"\0\0" and len(srh) == 24
+        return b"" if plain else srh
+    out = bytearray(srh[:8 + 16 * last] + srh[8 + 16 * (last + 1):])
+    out[1] -= 2
+    out[4] -= 1
+    return bytes(out)
 
-    def __init__(self, segs: list[IPv6Address], travel_order_fault: bool = False):
+
+class Template:
+    """Everything fixed about a device's outer headers.
+
+    `srh` is the header as it goes on the wire (b"" when there is none),
+    with a zero HMAC field; `tail(src)` fills the HMAC for a source.
+    `error` says why this device cannot encapsulate at all (an HMAC key
+    Linux would not find, a text too long for it): every frame is then an
+    encapsulation failure."""
+
+    def __init__(self, segs: list[IPv6Address], travel_order_fault: bool = False, *,
+                 mode: str = "full", hmac_keyid: Optional[int] = None, key: Optional[hmac.Key] = None,
+                 faults: frozenset[str] = frozenset()):
         self.segs = [IPv6Address(s) for s in segs]
         self.dst = self.segs[0]
-        if travel_order_fault:
-            # fault "sid_travel_order": the list is stored as given, not reversed
-            srh = encode_srh(list(reversed(self.segs)))
-        else:
-            srh = encode_srh(self.segs)
+        # fault "sid_travel_order": the list is stored as given, not reversed;
+        # hmac_keyid: an HMAC TLV (zeroed) and the H flag, `ip link ... hmac KEYID`
+        order = list(reversed(self.segs)) if travel_order_fault else self.segs
+        srh = encode_srh(order, hmac_keyid=hmac_keyid)
+        self.key = key  # the node's key of that id (None: it has none)
+        if mode == "reduced" and "reduced_repeats_first_sid" not in faults:
+            srh = reduce_srh(srh)
         self.srh = srh
+        self.nexthdr = NEXTHDR_ROUTING if srh else NEXTHDR_ETHERNET
         self.src = IPv6Address("::")
+        self.without_source = "hmac_wrong_bytes" in faults
+        self.error = ""
+        if hmac_keyid is not None and key is None:
+            self.error = f"no HMAC key {hmac_keyid}"
+        elif self.key is not None and hmac.compute(self.key, srh, bytes(16)) is None:
+            self.error = f"HMAC text of {srh[4] + 1} segments too long (at most 14)"
 
     def tail(self, src: IPv6Address) -> bytes:
         """Source, destination and SRH: the outer header after its first 8 bytes."""
-        return src.packed + self.dst.packed + self.srh
+        srh = self.srh
+        if self.key is not None and not self.error:
+            srh = hmac.fill(srh, self.key, src.packed, without_source=self.without_source) or srh
+        return src.packed + self.dst.packed + srh
 
     def outer(self, frame, src: IPv6Address, flowlabel_mode: int = 0,
               hoplimit: int = DEFAULT_HOPLIMIT, copy_inner_hoplimit: bool = False) -> bytes:
@@ -102,5 +149,5 @@ class Template:
             inner = inner_ipv6(frame)
             if inner is not None:
                 hl = inner[7]
-        first = FIRST8.pack(first_word(frame, flowlabel_mode), len(self.srh) + len(frame), 43, hl)
+        first = FIRST8.pack(first_word(frame, flowlabel_mode), len(self.srh) + len(frame), self.nexthdr, hl)
         return first + self.tail(src) + bytes(frame)

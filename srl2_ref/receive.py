@@ -2,14 +2,21 @@
 are matched to a SID, checked (srl2_ref.decap) and then delivered: the inner
 frame into the srl2 device's TAP (End.DT2U) or out of oif (End.DX2), or the
 rewritten packet back into the stack (End, End.X).  Outer fragments to an
-L2 SID are reassembled first (T4)."""
+L2 SID are reassembled first (T4).  HMAC TLVs are checked with the node's
+keys (srl2_ref.decap).
+
+rx on the l2dev: End.DT2U counts what it delivers in the l2dev's
+rx_packets / rx_bytes (the inner frame).  sr6 does (Revision.rx_on_l2dev,
+measured: +1 packet, + the frame's length); srl2's patch does not, a note
+on it (catalogue E1, T7): the reference counts in both, as the catalogue
+expects of an L2 device."""
 from __future__ import annotations
 
 import os
 import socket
 from ipaddress import IPv6Address
 
-from . import decap, frag
+from . import decap, frag, hmac
 from .devices import Sid, ifmtu
 
 SLOTS = 64
@@ -18,8 +25,9 @@ ETH_P_802_3_MIN_HI = 0x06  # high byte of ETH_P_802_3_MIN (0x0600): below it is 
 
 class Receiver:
     def __init__(self, tun_fd: int, sids: list[Sid], reinject: socket.socket,
-                 icmp: socket.socket | None, faults: frozenset[str]):
+                 icmp: socket.socket | None, faults: frozenset[str], hmac_keys: dict[int, hmac.Key]):
         self.tun_fd = tun_fd
+        self.hmac_keys = hmac_keys
         self.sid_exact = {s.conf.sid.network_address.packed: s for s in sids
                           if s.conf.sid.prefixlen == 128}
         # the longest prefix first: the first match is the one routing would pick
@@ -61,7 +69,7 @@ class Receiver:
             pkt = self.reasm.feed(pkt)  # the whole packet, or None while fragments are missing
             if pkt is None:
                 return
-        v = decap.classify(pkt, sid.action, check_sl=self.check_sl)
+        v = decap.classify(pkt, sid.action, check_sl=self.check_sl, hmac_keys=self.hmac_keys)
         if not v.ok:
             sid.errors += 1
             if self.icmp is not None and v.icmp is not None:

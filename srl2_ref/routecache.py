@@ -1,6 +1,12 @@
 """Route lookups towards a device's first SID, cached like the kernel's
 dst_cache and invalidated by rtnetlink notifications; the netns's SRv6
-tunnel source (`ip sr tunsrc`) read over generic netlink."""
+tunnel source (`ip sr tunsrc`) read over generic netlink.  A device with
+a post-encapsulation table (sr6) looks up in that table (srl2_ref.fibtable).
+
+A failed lookup says why (`Route.cause`), since the revisions count them
+differently: "no_route" (ENETUNREACH: nothing matches) or "reject"
+(a reject route: blackhole EINVAL, unreachable EHOSTUNREACH, prohibit
+EACCES; a table that does not exist)."""
 from __future__ import annotations
 
 import errno
@@ -14,6 +20,8 @@ from typing import Optional
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from . import fibtable
 
 # legacy rtnetlink group bits: 1 << (RTNLGRP_x - 1)
 RTNLGRP_LINK, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE = 1, 9, 11, 19
@@ -31,6 +39,11 @@ class Route:
     hoplimit: Optional[int] = None
     error: str = ""
     expires: float = float("inf")
+    cause: str = "no_route"  # of a failed lookup: no_route or reject
+
+
+def _failed(error: str, cause: str = "no_route") -> Route:
+    return Route(False, error=error, expires=time.monotonic() + NEGATIVE_TTL, cause=cause)
 
 
 def open_monitor() -> socket.socket:
@@ -135,25 +148,26 @@ class RouteCache:
     def __init__(self, ipr: IPRoute, genl: Seg6Genl):
         self.ipr = ipr
         self.genl = genl
-        self.cache: dict[IPv6Address, Route] = {}
+        self.cache: dict[tuple[IPv6Address, Optional[int]], Route] = {}
         self.lookups = 0
         self.tunsrc: Optional[IPv6Address] = None
 
     def invalidate(self) -> None:
         self.cache.clear()
 
-    def get(self, dst: IPv6Address) -> Route:
+    def get(self, dst: IPv6Address, table: Optional[int] = None) -> Route:
+        """The route to dst: through the netns's rules, or in `table` only."""
         # Linux reads the tunnel source per packet and `ip sr tunsrc set`
         # sends no notification: a change must reach the next frame.
         tunsrc = self.genl.tunsrc()
         if tunsrc != self.tunsrc:
             self.tunsrc = tunsrc
             self.cache.clear()
-        r = self.cache.get(dst)
+        r = self.cache.get((dst, table))
         if r is not None and (r.ok or r.expires > time.monotonic()):
             return r
-        r = self.lookup(dst)
-        self.cache[dst] = r
+        r = self.lookup(dst) if table is None else self.lookup_table(dst, table)
+        self.cache[(dst, table)] = r
         return r
 
     def lookup(self, dst: IPv6Address) -> Route:
@@ -166,15 +180,15 @@ class RouteCache:
         try:
             msgs = self.ipr.route("get", **kw)
         except NetlinkError as e:
-            return Route(False, error=f"no route to {dst}: {os.strerror(e.code)}",
-                         expires=time.monotonic() + NEGATIVE_TTL)
+            return _failed(f"no route to {dst}: {os.strerror(e.code)}",
+                           "no_route" if e.code == errno.ENETUNREACH else "reject")
         except OSError as e:
-            return Route(False, error=f"route lookup for {dst} failed: {e}", expires=time.monotonic() + NEGATIVE_TTL)
+            return _failed(f"route lookup for {dst} failed: {e}", "reject")
         if not msgs:
-            return Route(False, error=f"no route to {dst}", expires=time.monotonic() + NEGATIVE_TTL)
+            return _failed(f"no route to {dst}")
         m = msgs[0]
         if m["type"] not in (RTN_UNICAST, RTN_LOCAL):
-            return Route(False, error=f"route to {dst} has type {m['type']}", expires=time.monotonic() + NEGATIVE_TTL)
+            return _failed(f"route to {dst} has type {m['type']}", "reject")
         oif = m.get_attr("RTA_OIF")
         hl = None
         metrics = m.get_attr("RTA_METRICS")
@@ -184,6 +198,37 @@ class RouteCache:
         if src is None:
             pref = m.get_attr("RTA_PREFSRC")
             src = IPv6Address(pref) if pref else _select_source(dst, oif)
+        if not hl and oif:
+            hl = _device_hoplimit(oif)
+        return Route(True, oif=oif, src=src or ANY, hoplimit=hl or None)
+
+    def lookup_table(self, dst: IPv6Address, table: int) -> Route:
+        """The route to dst in `table` alone (srl2_ref.fibtable)."""
+        self.lookups += 1
+        try:
+            routes = fibtable.dump(self.ipr, table)
+        except (NetlinkError, OSError) as e:
+            return _failed(f"route lookup for {dst} in table {table} failed: {e}", "reject")
+        if not routes:
+            return _failed(f"table {table} does not exist", "reject")
+        m = fibtable.best(routes, dst)
+        if m is None:
+            return _failed(f"no route to {dst} in table {table}")
+        if m["type"] not in (RTN_UNICAST, RTN_LOCAL):
+            return _failed(f"route to {dst} in table {table} has type {m['type']}", "reject")
+        oif, _gateway = fibtable.next_hop(m)
+        hl = None
+        metrics = m.get_attr("RTA_METRICS")
+        if metrics is not None:
+            hl = metrics.get_attr("RTAX_HOPLIMIT")
+        src = self.genl.tunsrc()
+        if src is None:
+            pref = m.get_attr("RTA_PREFSRC")
+            try:
+                src = IPv6Address(pref) if pref else fibtable.source_for(
+                    self.ipr.get_addr(family=socket.AF_INET6), oif, dst)
+            except (NetlinkError, OSError):
+                src = None
         if not hl and oif:
             hl = _device_hoplimit(oif)
         return Route(True, oif=oif, src=src or ANY, hoplimit=hl or None)

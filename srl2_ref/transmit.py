@@ -2,9 +2,12 @@
 leave as SRv6 packets (outer IPv6 + SRH + the whole frame), a burst at a time.
 
 The checks of the route to the first SID come first: no usable route (L2),
-a route back into the device itself (L1); then each frame gets its outer
-header's flow label, payload length and hop limit, and the burst goes out in
-one sendmmsg.  A packet over the underlay's MTU is fragmented (T4).
+a route back into the device itself (L1), then whether the device can
+encapsulate at all (an HMAC it cannot compute); then each frame gets its
+outer header's flow label, payload length, next header and hop limit, and
+the burst goes out in one sendmmsg.  A packet over the underlay's MTU is
+fragmented (T4).  What a dropped frame counts is the revision's
+(srl2_ref.counting).
 """
 from __future__ import annotations
 
@@ -28,11 +31,12 @@ UNREACH_ERRNOS = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EPE
 
 class Transmitter:
     def __init__(self, devices: list[Device], routes: RouteCache, ipr: IPRoute,
-                 faults: frozenset[str]):
+                 faults: frozenset[str], tx_bytes_inner: bool = True):
         self.devices = devices
         self.routes = routes
         self.ipr = ipr
         self.faults = faults
+        self.tx_bytes_inner = tx_bytes_inner
         self.burst = Burst(SLOTS)
         self.bufl = [[v] for v in self.burst.views]
         self.lens = [0] * SLOTS
@@ -71,17 +75,17 @@ class Transmitter:
             n += 1
         if n == 0:
             return
-        c = dev.c
-        route = self.routes.get(dev.dst)
+        c, drops = dev.c, dev.drops
+        route = self.routes.get(dev.dst, dev.table)
         if not route.ok:  # L2: no usable route
-            c["tx_carrier_errors"] += n
-            c["tx_dropped"] += n
+            for k in drops[route.cause]:
+                c[k] += n
             return
         assert route.src is not None  # RouteCache.lookup sets it on every usable route
         if route.oif == dev.ifindex:  # L1: the route leads back into this device
             if "no_loop_check" not in self.faults:
-                c["collisions"] += n
-                c["tx_dropped"] += n
+                for k in drops["loop"]:
+                    c[k] += n
                 return
             now = time.monotonic()  # the fault skips the check, but stays bounded
             if now - dev.loop_window >= 1.0:
@@ -89,17 +93,21 @@ class Transmitter:
             allowed = max(0, min(n, LOOP_FAULT_CAP - dev.loop_sent))
             dev.loop_sent += allowed
             if allowed < n:
-                c["collisions"] += n - allowed
-                c["tx_dropped"] += n - allowed
+                for k in drops["loop"]:
+                    c[k] += n - allowed
                 n = allowed
                 if n == 0:
                     return
+        if dev.template.error:  # no HMAC key, or too many segments for its text
+            for k in drops["encap_error"]:
+                c[k] += n
+            return
         dev.set_src(route.src)
         burst.set_device(dev.tail, dev.sockaddr)
         mode = self.flowlabel_mode()
         hl = route.hoplimit or encap.DEFAULT_HOPLIMIT
         copy_hl = "copy_inner_hoplimit" in self.faults
-        srhlen = len(dev.template.srh)
+        srhlen, nexthdr = len(dev.template.srh), dev.template.nexthdr
         heads, views, pack_into = burst.head_views, burst.views, encap.FIRST8.pack_into
         frame_iovs = burst._frame_iovs
         word = encap.VERSION_WORD
@@ -121,7 +129,7 @@ class Transmitter:
                 w = word
             if copy_hl and mode != 0 and ln >= 54 and v[12] == 0x86 and v[13] == 0xDD:
                 h = v[21]
-            pack_into(heads[i], 0, w, srhlen + ln, 43, h)
+            pack_into(heads[i], 0, w, srhlen + ln, nexthdr, h)
             frame_iovs[i].len = ln
             nbytes += ln
         start = failed = 0
@@ -136,8 +144,8 @@ class Transmitter:
                     start += 1
                     continue
                 failed += 1
-                c["tx_errors"] += 1
-                c["tx_dropped"] += 1
+                for k in drops["send_error"]:
+                    c[k] += 1
                 if e.errno in UNREACH_ERRNOS:
                     c["tx_carrier_errors"] += 1
                 nbytes -= lens[start]
@@ -145,7 +153,8 @@ class Transmitter:
                 continue
             start += sent
         c["tx_packets"] += n - failed
-        c["tx_bytes"] += nbytes
+        # the frames' length, or (a revision that counts the outer packet) with the outer headers
+        c["tx_bytes"] += nbytes if self.tx_bytes_inner else nbytes + (n - failed) * (40 + srhlen)
 
     def send_fragments(self, dev: Device, oif, i: int, ln: int) -> bool:
         """T4: slot i's packet exceeds the MTU of the route's device (the raw

@@ -5,7 +5,12 @@ lists its pid for stale reaping).
 
 Files per node under the lab's run directory, named after the node's netns:
 NETNS.json (the process's configuration) and NETNS.sock (its control socket:
-"counters" -> JSON)."""
+"counters" -> JSON).
+
+The reference models one revision of the series per lab (testbed.revisions:
+srl2 by default, sr6 with its modes, table and HMAC): the configuration
+names it, and a device asking for what its revision lacks is refused at
+the device's YAML place."""
 from __future__ import annotations
 
 import json
@@ -18,7 +23,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Iterable
 
-from testbed import linux
+from testbed import linux, revisions
 from testbed.datapaths import COUNTERS, Datapath, DatapathError, Probe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,8 +41,10 @@ STOP_TIMEOUT = 5.0 * float(os.environ.get("TESTBED_TIME_SCALE", "1"))
 class RefDatapath(Datapath):
     name = "ref"
 
-    def __init__(self, rundir: str):
+    def __init__(self, rundir: str, revision: "str | revisions.Revision" = "srl2"):
         self.rundir = rundir
+        self.revision = revision if isinstance(revision, revisions.Revision) else revisions.get(revision)
+        self._why = ""
         # Deliberately broken behaviours, for tests of the suite itself
         # (pytest --ref-fault NAME, or the variable for `testbed up`).
         self.faults = [f for f in os.environ.get("TESTBED_REF_FAULTS", "").split(",") if f]
@@ -45,6 +52,20 @@ class RefDatapath(Datapath):
         self.icmp_errors = os.environ.get("TESTBED_REF_ICMP_ERRORS") == "1"
         self.procs: dict[str, subprocess.Popen] = {}  # netns -> process
         self._pending: dict[str, tuple[int, dict]] = {}  # netns -> (ready fd, its devices and sids)
+
+    @property  # type: ignore[override]
+    def why(self) -> str:
+        """Why this datapath was chosen (set by datapaths.select.choose), and
+        the revision it models where that is not the first (srl2, what the
+        reference has always modelled)."""
+        if self.revision.name == revisions.NAMES[0]:
+            return self._why
+        return f"{self._why}; models revision {self.revision.name}" if self._why else \
+            f"models revision {self.revision.name}"
+
+    @why.setter
+    def why(self, value: str) -> None:
+        self._why = value
 
     @classmethod
     def attach(cls, rundir: str) -> "RefDatapath":
@@ -68,10 +89,14 @@ class RefDatapath(Datapath):
     def control_path(self, ns: "Netns") -> str:
         return os.path.join(self.rundir, f"{ns.name}.sock")
 
-    def _config(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"]) -> dict:
+    def _config(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"],
+                hmac_keys: Iterable["HmacKey"] = ()) -> dict:
         return {
-            "devices": [{"name": d.name, "segs": [str(s) for s in d.segs], "mtu": d.mtu, "mac": d.mac}
+            "revision": self.revision.name,
+            "devices": [{"name": d.name, "segs": [str(s) for s in d.segs], "mtu": d.mtu, "mac": d.mac,
+                         "mode": d.mode, "table": d.table, "hmac": d.hmac}
                         for d in devices],
+            "hmac_keys": {str(k.keyid): {"secret": k.secret, "algorithm": k.algorithm} for k in hmac_keys},
             "sids": [{"sid": str(s.sid), "action": s.action, "l2dev": s.l2dev, "oif": s.oif,
                       "nh6": str(s.nh6) if s.nh6 else None, "table": s.table, "count": s.count}
                      for s in sids],
@@ -84,10 +109,12 @@ class RefDatapath(Datapath):
 
     def start_node(self, ns: "Netns", devices: list["Srl2"], sids: list["Sid"],
                    hmac_keys: Iterable["HmacKey"] = ()) -> None:
+        """As Datapath.start_node: the node's HMAC keys go into its process's
+        configuration (its devices' HMAC TLVs, its SIDs' checks)."""
         os.makedirs(self.rundir, exist_ok=True)
         path = os.path.join(self.rundir, f"{ns.name}.json")
         with open(path, "w") as f:
-            json.dump(self._config(ns, devices, sids), f, indent=1)
+            json.dump(self._config(ns, devices, sids, hmac_keys), f, indent=1)
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(
