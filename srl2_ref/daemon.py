@@ -241,10 +241,12 @@ class Daemon:
             return json.dumps({
                 "pid": os.getpid(),
                 "revision": self.cfg.revision.name,
-                # srh: as on the wire (reduced: without the first SID; HMAC zero)
+                # srh: as on the wire (reduced: without the first SID; HMAC zero);
+                # mode as the kernel shows it: only where the revision has several
                 "devices": {d.name: {"ifindex": d.ifindex, "segs": [str(s) for s in d.conf.segs],
                                      "srh": d.template.srh.hex(), "kind": self.cfg.revision.kind,
-                                     "mode": d.conf.mode, "table": d.conf.table, "hmac": d.conf.hmac}
+                                     "mode": d.conf.mode if len(self.cfg.revision.modes) > 1 else None,
+                                     "table": d.conf.table, "hmac": d.conf.hmac}
                             for d in self.devices},
                 "tun": self.cfg.tun if self.tun_fd >= 0 else None,
                 "sids": {s.key: s.action for s in self.sids},
