@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from testbed import revisions
 from testbed.fuzz import frames, repro, requests
 from testbed.fuzz.findings import Shrink, State
 from testbed.fuzz.journal import (Journal, crash_signature, frames_of, fuzz_labels, read_journal,
@@ -421,3 +422,195 @@ def test_the_kernel_features_the_cli_asks_for_are_those_the_fuzzer_drives():
     from testbed.fuzz.run import KERNEL_FEATURES
 
     assert KERNEL_FEATURES == ("srl2", *ACTIONS)
+
+
+# ---- revisions: what each one gets (docs/fuzz.md "Revisions") ------------------------------
+
+SRL2, SR6 = revisions.get("srl2"), revisions.get("sr6")
+SR6_PARAMS = {"mode", "table", "hmac", "red"}
+
+
+def _decoded(raw: bytes):
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    from testbed.srv6 import nla
+
+    msg = ifinfmsg(raw)
+    msg.decode()
+    return msg, nla.l2_link_of(msg)
+
+
+def test_srl2_requests_are_the_bytes_they_always_were():
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl import RTM_NEWLINK
+
+    from testbed.srv6 import nla
+
+    add = Step("srl2_add", {"name": "fz0", "segs": 3, "mtu": 1400, "mac": 2, "up": False, "edit": ["sl", 7]})
+    old = nla.to_bytes(nla.srl2_link("fz0", frames.device_srh(3, ["sl", 7]), mtu=1400, address="00:00:00:00:00:02"),
+                       RTM_NEWLINK)
+    assert requests.srl2_bytes(add) == requests.srl2_bytes(add, SRL2) == old
+    change = Step("srl2_change", {"name": "fz1", "segs": 2, "edit": None})
+    assert requests.srl2_bytes(change, SRL2) == nla.to_bytes(nla.srl2_link("fz1", frames.device_srh(2)), RTM_NEWLINK,
+                                                             NLM_F_REQUEST | NLM_F_ACK)
+
+
+def test_sr6_requests_carry_kind_mode_table_and_an_hmac_tlv():
+    step = Step("srl2_add", {"name": "fz0", "segs": 2, "mode": "reduced", "table": 100, "hmac": 1, "up": True})
+    msg, dev = _decoded(requests.srl2_bytes(step, SR6))
+    assert msg["header"]["flags"] & 0x600 == 0x600  # NLM_F_CREATE | NLM_F_EXCL
+    assert dev["kind"] == "sr6" and dev["mode"] == "reduced" and dev["table"] == 100
+    assert dev["srh"] == encode_srh([frames.seg(1), frames.seg(2)], hmac_keyid=1)  # as `ip ... hmac 1` makes it
+    # no mode: no attribute at all (refused at creation), which iproute2 cannot send
+    nomode = Step("srl2_add", {"name": "fz0", "segs": 1, "mode": None, "table": 0})
+    _, dev = _decoded(requests.srl2_bytes(nomode, SR6))
+    assert dev["mode"] is None and dev["table"] == 0 and not requests.plain_srl2(nomode, SR6)
+    # a change goes by name, without NLM_F_CREATE, keeping the mode when it has none
+    change = Step("srl2_change", {"name": "fz1", "segs": 1, "edit": None, "mode": None, "table": 200, "hmac": None})
+    msg, dev = _decoded(requests.srl2_bytes(change, SR6))
+    assert msg["index"] == 0 and not msg["header"]["flags"] & 0x400 and dev["mode"] is None and dev["table"] == 200
+    assert [d["mode"] for d in map(lambda m: _decoded(m)[1], requests.swap_bytes(
+        Step("change_flowing", {"name": "fz0", "segs": 1, "mode": "full", "segs2": 3, "mode2": None, "swaps": 5}),
+        SR6))] == ["full", None]
+    with pytest.raises(ValueError, match="srl2 has no"):  # the first revision cannot be asked for a table
+        requests.srl2_bytes(Step("srl2_add", {"name": "fz0", "segs": 1, "table": 100}), SRL2)
+
+
+def test_reduced_srh_at_the_first_and_the_last_sid():
+    inner = frames.inner_frame("ipv4", 60)
+    (head,) = frames.srv6_frames(b"\x02" * 6, b"\x04" * 6, frames.sid(1), nsegs=3, inner=inner, red="head")
+    srh = head[54:]
+    # the first SID is only in the destination: two segments listed, segments left one beyond the last entry
+    assert srh[4] == 1 and srh[3] == 2 and head[38:54] == frames.sid(1).packed
+    (tail,) = frames.srv6_frames(b"\x02" * 6, b"\x04" * 6, frames.sid(2), nsegs=3, inner=inner, red="tail")
+    tsrh = decode_srh(tail[54:])
+    assert tsrh.segments_left == 0 and tsrh.last_entry == 1 and tsrh.active_segment == frames.sid(2)
+    assert tail[54 + tsrh.length:] == inner
+
+
+def _drawn(rev, lacks=frozenset(), inputs=40, ok=lambda s: True):
+    """The steps the machine draws for `rev` against a world that answers
+    `ok` (no kernel: what is generated, not what it does)."""
+    from hypothesis import HealthCheck, Phase, Verbosity, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from testbed.fuzz.machine import FuzzMachine, TimeUp, seed_only
+
+    class World:
+        target = type("T", (), {"revision": rev, "lacks": lacks, "raw": not lacks})()
+
+        def __init__(self):
+            self.got: list = []
+
+        def begin(self, kind="fuzz"):
+            if len(self.got) >= inputs:
+                raise TimeUp()
+            self.got.append([])
+
+        def step(self, s):
+            self.got[-1].append(s)
+            return "ok" if ok(s) else "refused: no"
+
+        def end(self):
+            pass
+
+    seed_only()
+    world = World()
+    FuzzMachine.world, FuzzMachine.deadline, FuzzMachine.max_srh = world, float("inf"), 0
+    FuzzMachine._hypothesis_internal_use_seed = hash((2, 1, 1)) & 0xFFFFFFFF  # seed 2, boot 1, run 1
+    cfg = settings(max_examples=10**6, stateful_step_count=10, deadline=None, database=None,
+                   suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                   phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    # Hypothesis replays the input that raised TimeUp, which raises at once:
+    # it may say "flaky" instead (the runner sorts that out the same way)
+    with pytest.raises(Exception):  # noqa: B017, PT011
+        run_state_machine_as_test(FuzzMachine, settings=cfg)
+    assert len(world.got) == inputs
+    return world.got
+
+
+def test_srl2_gets_no_second_revision_steps_and_its_mix_is_frozen():
+    from testbed.fuzz import mix
+
+    assert mix.ops_for(SRL2) == tuple(op for op, w in mix.WEIGHTS.items() for _ in range(w))
+    got = _drawn(SRL2, inputs=60)
+    assert not {s.op for i in got for s in i} & set(mix.EXTRA)
+    assert not any(SR6_PARAMS & set(s.args) for i in got for s in i)
+    assert not any(s.op == "master" and s.args["name"] in mix.LAB_PORTS for i in got for s in i)
+    # CI's fuzz-smoke: seed 2's 7th input makes the 101-segment device, up, that wraps the MTU
+    assert any(s.op == "srl2_add" and s.args["segs"] == 101 and s.args["up"] for s in got[6]), got[6]
+
+
+def test_sr6_gets_its_steps_and_the_reference_only_those_it_has():
+    from testbed.fuzz import mix
+    from testbed.fuzz.ref import RefTarget
+
+    got = _drawn(SR6, inputs=100)
+    ops = {s.op for i in got for s in i}
+    assert set(mix.EXTRA) <= ops and "srl2_change" in ops
+    adds = [s.args for i in got for s in i if s.op == "srl2_add"]
+    assert {a["mode"] for a in adds} == {"full", "reduced", None}
+    assert {mix.TABLE_ROUTED, mix.TABLE_MISSING, 0} <= {a["table"] for a in adds}
+    assert {*mix.KEY_IDS, mix.KEY_MISSING} <= {a["hmac"] for a in adds}
+    assert {s.args["bridge"] for i in got for s in i if s.op == "master"} == {"br0", mix.VRF, None}
+    ref = _drawn(SR6, lacks=RefTarget.lacks, inputs=60)
+    assert not {s.op for i in ref for s in i} & RefTarget.lacks
+    assert mix.VRF not in {s.args.get("bridge") for i in ref for s in i} | {s.args.get("dev") for i in ref for s in i}
+
+
+def test_sr6_reproducer_speaks_ip_sr6_and_raw_netlink_where_ip_cannot():
+    from testbed.fuzz import mix
+
+    steps = [Step("hmac_key", {"k": 1, "secret": "s3cr-t", "algo": "sha256", "via": None}),
+             Step("srl2_add", {"name": "fz0", "segs": 2, "mtu": None, "mac": 2, "up": True, "edit": None,
+                               "mode": "reduced", "table": mix.TABLE_ROUTED, "hmac": 1}),
+             Step("srl2_add", {"name": "fz1", "segs": 1, "up": False, "edit": None, "mode": None, "table": None,
+                               "hmac": None}),
+             Step("srl2_change", {"name": "fz0", "segs": 1, "edit": None, "mode": "full", "table": 200, "hmac": None}),
+             Step("vrf_add", {"name": mix.VRF, "table": 100, "up": True}),
+             Step("master", {"name": "br0", "bridge": mix.VRF}),
+             Step("change_flowing", {"name": "fz0", "segs": 1, "mode": "full", "segs2": 2, "mode2": None,
+                                     "swaps": 3}),
+             Step("hmac_key", {"k": 1, "secret": None, "algo": "sha1", "via": "fz0"})]
+    script = repro.render(steps, "t", ["a"], SR6)
+    body = script.split("# the steps\n")[1]
+    assert "env IP=/path/to/ip-sr6 bash" in script and "knows `type sr6`" in script
+    assert "$IP -n $R -6 route add fc00:e::/32 via fc00:1::2 dev veth-up table 100\n" in script
+    assert "printf %s s3cr-t | $IP -n $R sr hmac set 1 sha256\n" in body
+    assert ("$IP -n $R link add fz0 address 00:00:00:00:00:02 up type sr6 mode reduced segs fc00:e::1,fc00:e::2 "
+            "table 100 hmac 1\n") in body
+    # no mode: iproute2 refuses to send that, so the raw request goes, described in ip's words
+    assert "# link add fz1 type sr6 segs fc00:e::1 (1 segments, SRH 24 bytes; no mode)\n" in body
+    assert f'python3 -c "$NL" {requests.srl2_bytes(steps[2], SR6).hex()}\n' in body
+    assert "$IP -n $R link set fz0 type sr6 mode full segs fc00:e::1 table 200\n" in body
+    assert "$IP -n $R link add fzvrf up type vrf table 100\n$IP -n $R link set br0 master fzvrf\n" in body
+    assert ("then $IP -n $R link set fz0 type sr6 mode full segs fc00:e::1; "
+            "else $IP -n $R link set fz0 type sr6 segs fc00:e::1,fc00:e::2; fi") in body
+    assert "for i in $(seq 3); do" in body and body.count('python3 -c "$TX" fz0 1000000 ') == 2
+    assert "$IP -n $R sr hmac set 1 sha1 </dev/null" in body
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    # the same steps' srl2 rendering never changes: no table route, srl2's words
+    assert "table 100" not in repro.render([WRAP[0]], "t")
+
+
+def test_short_fuzz_run_on_the_reference_datapath_of_sr6_finds_nothing(tmp_path):
+    """The reference modelling sr6: modes, tables, HMAC keys; it must find
+    nothing and leave nothing behind."""
+    from testbed.linux import is_root_capable
+
+    if is_root_capable():
+        pytest.skip(f"needs root: {is_root_capable()}")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("no /dev/net/tun for srl2_ref")
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.cli", "fuzz", "--datapath", "ref", "--revision", "sr6",
+                             "--time", "40", "--steps", "5", "--seed", "4", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    summary = open(tmp_path / "fuzz-summary.txt").read()
+    assert "revision sr6; 0 finding(s)" in summary, summary
+    steps = [s for i in read_journal(str(tmp_path / "fuzz-journal.jsonl")).values() for s in i.steps]
+    assert any(s.op == "srl2_add" and s.args.get("mode") for s in steps), steps
+    assert f"fz{proc.pid % 100000}-" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                            text=True).stdout

@@ -8,7 +8,7 @@ a "trial" input; trials that do not crash run one after another in the same
 boot, a trial that crashes ends the boot and becomes the new smallest input
 when the next boot reads the crash.  The first candidate drops every step
 the kernel refused.  Then each remaining step is tried without its optional
-parameters (SRH edit, MAC, MTU).  Pure bookkeeping: the runner runs the trials."""
+parameters (SRH edit, MAC, MTU, table, HMAC key).  Pure bookkeeping: the runner runs the trials."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 STATE = "fuzz-state.json"
-SIMPLIFY = ("edit", "mac", "mtu")  # step parameters the simplify phase drops
+SIMPLIFY = ("edit", "mac", "mtu", "table", "hmac")  # step parameters the simplify phase drops
 
 
 @dataclass
@@ -109,6 +109,7 @@ class FindingRecord:
 class State:
     started: float = field(default_factory=time.time)
     seed: int = 0
+    revision: str = "srl2"  # the series' revision fuzzed (testbed.revisions); older states: the first
     crashes_seen: int = 0
     inputs: int = 0
     steps: int = 0

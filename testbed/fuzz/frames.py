@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from ipaddress import IPv6Address
 
-from testbed.srv6.srh import NEXTHDR_ETHERNET, NEXTHDR_ROUTING, ROUTING_TYPE_SRH
+from testbed.srv6.srh import NEXTHDR_ETHERNET, NEXTHDR_ROUTING, ROUTING_TYPE_SRH, SR6_FLAG1_HMAC, hmac_tlv
 
 SEG_BASE = IPv6Address("fc00:e::")     # segments of fuzzed srl2 devices: fc00:e::1, ...
 SID_BASE = IPv6Address("fc00:f::")     # the fuzzed SIDs of the router: fc00:f::1, ...
@@ -38,15 +38,18 @@ def sid(k: int) -> IPv6Address:
 
 
 def srh(segs: list[IPv6Address], *, nexthdr: int = NEXTHDR_ETHERNET, sl: int | None = None,
-        edit: list | tuple | None = None) -> bytes:
+        edit: list | tuple | None = None, hmac: int | None = None) -> bytes:
     """An SRH holding `segs` (visiting order), segments left `sl` (default:
-    last entry), then `edit` applied.  Any length: fields wrap at 8 bits."""
+    last entry), with an HMAC TLV for key `hmac` (zeroed, and Linux's HMAC
+    flag: the kernel fills it at encapsulation), then `edit` applied.  Any
+    length: fields wrap at 8 bits."""
     n = len(segs)
     last = (n - 1) & 0xFF
-    head = bytearray(struct.pack("!BBBBBBH", nexthdr & 0xFF, (2 * n) & 0xFF, ROUTING_TYPE_SRH,
-                                 last if sl is None else sl & 0xFF, last, 0, 0))
+    tlv = b"" if hmac is None else hmac_tlv(hmac)
+    head = bytearray(struct.pack("!BBBBBBH", nexthdr & 0xFF, (2 * n + len(tlv) // 8) & 0xFF, ROUTING_TYPE_SRH,
+                                 last if sl is None else sl & 0xFF, last, SR6_FLAG1_HMAC if tlv else 0, 0))
     body = b"".join(a.packed for a in reversed(segs))
-    data = bytearray(head + body)
+    data = bytearray(head + body + tlv)
     if edit:
         field, value = edit[0], int(edit[1])
         if field in _OFFSET:
@@ -61,9 +64,9 @@ def srh(segs: list[IPv6Address], *, nexthdr: int = NEXTHDR_ETHERNET, sl: int | N
     return bytes(data)
 
 
-def device_srh(nsegs: int, edit: list | tuple | None = None) -> bytes:
-    """IFLA_SRL2_SRH for a fuzzed srl2 device with `nsegs` segments."""
-    return srh([seg(i) for i in range(1, max(nsegs, 0) + 1)], edit=edit)
+def device_srh(nsegs: int, edit: list | tuple | None = None, hmac: int | None = None) -> bytes:
+    """The SRH attribute of a fuzzed device with `nsegs` segments."""
+    return srh([seg(i) for i in range(1, max(nsegs, 0) + 1)], edit=edit, hmac=hmac)
 
 
 def mac(n: int) -> bytes:
@@ -100,17 +103,30 @@ def ipv6_header(payload_len: int, nexthdr: int, dst: IPv6Address, src: IPv6Addre
 
 
 def srv6_payload(dst: IPv6Address, nsegs: int, sl: int | None, edit, inner: bytes,
-                 nested: bool, reduced: bool) -> tuple[int, bytes]:
+                 nested: bool, reduced: bool, red: str | None = None) -> tuple[int, bytes]:
     """(next header, bytes after the outer IPv6 header) of a packet to `dst`:
     an SRH whose active segment is `dst` when sl is the default, carrying
     `inner` (Ethernet); `nested` wraps it once more in IPv6+SRH (next header
-    41 in the outer SRH); `reduced` sends the frame with no SRH at all."""
+    41 in the outer SRH); `reduced` sends the frame with no SRH at all.
+
+    `red`: the SRH of a reduced encapsulation (H.Encaps.L2.Red, RFC 8986
+    §5.4: the first SID only in the destination address, not in the list):
+    "head" as the first SID gets it from the head-end (dst first, segments
+    left one beyond the last entry), "tail" as the last SID gets it (dst
+    last, segments left 0: what an End.DT2U at the end of the path sees)."""
     if reduced:
         return NEXTHDR_ETHERNET, inner
-    segs = [dst] + [seg(200 + i) for i in range(1, max(nsegs, 1))]
-    # Active segment dst: segments left points at the first segment visited.
-    left = len(segs) - 1 if sl is None else sl
-    payload = srh(segs, nexthdr=NEXTHDR_ETHERNET, sl=left, edit=edit) + inner
+    others = [seg(200 + i) for i in range(1, max(nsegs, 1))]
+    if red == "tail" and others:
+        listed = others[1:] + [dst]  # others[0] was the first SID, carried in the DA only
+        payload = srh(listed, nexthdr=NEXTHDR_ETHERNET, sl=0 if sl is None else sl, edit=edit) + inner
+    elif red == "head" and others:
+        payload = srh(others, nexthdr=NEXTHDR_ETHERNET, sl=len(others) if sl is None else sl, edit=edit) + inner
+    else:
+        segs = [dst] + others
+        # Active segment dst: segments left points at the first segment visited.
+        left = len(segs) - 1 if sl is None else sl
+        payload = srh(segs, nexthdr=NEXTHDR_ETHERNET, sl=left, edit=edit) + inner
     if nested:
         inner6 = ipv6_header(len(payload), NEXTHDR_ROUTING, dst) + payload
         payload = srh([dst], nexthdr=NEXTHDR_IPV6) + inner6
@@ -135,10 +151,11 @@ def fragments(nexthdr: int, payload: bytes, parts: int, ident: int = 0x5A5A) -> 
 
 def srv6_frames(eth_dst: bytes, eth_src: bytes, dst: IPv6Address, *, nsegs: int = 1,
                 sl: int | None = None, edit=None, inner: bytes = b"", nested: bool = False,
-                reduced: bool = False, frags: int = 0, cut: int | None = None) -> list[bytes]:
+                reduced: bool = False, frags: int = 0, cut: int | None = None,
+                red: str | None = None) -> list[bytes]:
     """The Ethernet frames of one SRv6 packet to `dst` (several when
     `frags` > 1); `cut` truncates each frame to that many bytes."""
-    nh, payload = srv6_payload(dst, nsegs, sl, edit, inner, nested, reduced)
+    nh, payload = srv6_payload(dst, nsegs, sl, edit, inner, nested, reduced, red)
     pieces = fragments(nh, payload, frags) if frags > 1 else [(nh, payload)]
     out = []
     for nh_i, body in pieces:

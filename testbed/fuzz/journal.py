@@ -95,6 +95,17 @@ def read_journal(path: str) -> dict[str, Input]:
     return inputs
 
 
+def step_mix(inputs) -> str:
+    """Fuzz steps by op, "op accepted/run", most run first: what was exercised."""
+    run: dict[str, int] = {}
+    ok: dict[str, int] = {}
+    for inp in inputs:
+        for i, step in enumerate(inp.steps):
+            run[step.op] = run.get(step.op, 0) + 1
+            ok[step.op] = ok.get(step.op, 0) + (inp.outcomes.get(i) == "ok")
+    return ", ".join(f"{op} {ok[op]}/{n}" for op, n in sorted(run.items(), key=lambda x: -x[1])) or "none"
+
+
 def read_crashes(path: str) -> list[dict]:
     """The VM runner's crash records (one JSON object a line)."""
     out = []
@@ -157,5 +168,5 @@ def problem_block(messages: list[str], problem) -> tuple[str, str, list[str]] | 
     return None
 
 
-__all__ = ["Journal", "Input", "read_journal", "read_crashes", "fuzz_labels", "frames_of",
+__all__ = ["Journal", "Input", "read_journal", "step_mix", "read_crashes", "fuzz_labels", "frames_of",
            "signature", "crash_signature", "problem_block", "JOURNAL", "CRASHES"]

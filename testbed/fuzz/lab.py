@@ -8,7 +8,9 @@ of it (docs/fuzz.md "The lab").
 `rt` is the router under test: the fuzzed srl2 devices and SIDs live there;
 `hs` sends frames into br0 (to be encapsulated by srl2 bridge ports); `up`
 sends SRv6 packets to rt's SIDs (fc00:f::K).  Fixed MACs and MTU 9500 links,
-so packets are the same bytes on every replay and jumbo frames fit."""
+so packets are the same bytes on every replay and jumbo frames fit.  For a
+revision with a post-encapsulation table, rt's table 100 (mix.TABLE_ROUTED)
+also routes the devices' segments to `up`."""
 from __future__ import annotations
 
 from testbed.fuzz.frames import mac
@@ -17,6 +19,7 @@ RT_UP_MAC = mac(0x11)   # rt:veth-up
 UP_MAC = mac(0x12)      # up:veth-rt
 HS_MAC = mac(0x13)      # hs:veth0
 LINK_MTU = 9500
+ROUTE = '- {dst: "fc00:e::/32", via: "fc00:1::2"}'  # the devices' segments are behind `up`
 
 
 def _fmt(b: bytes) -> str:
@@ -36,7 +39,7 @@ nodes:
     bridges:
       br0: {{ports: [veth-hs]}}
     routes:
-      - {{dst: "fc00:e::/32", via: "fc00:1::2"}}
+      {ROUTE}
   up:
     kind: router
     interfaces:
@@ -51,10 +54,16 @@ links:
 BASE_LINKS = {"hs": {"lo", "veth0"}, "rt": {"lo", "veth-hs", "veth-up", "br0"}, "up": {"lo", "veth-rt"}}
 
 
-def topology():
+def topology(revision=None):
+    """The lab for `revision` (testbed.revisions.Revision; None: the first's)."""
     from testbed import topology
+    from testbed.fuzz.mix import TABLE_ROUTED
 
-    return topology.loads(TOPOLOGY, "<fuzz lab>")
+    text = TOPOLOGY
+    if revision is not None and revision.table:
+        table_route = '- {dst: "fc00:e::/32", via: "fc00:1::2", dev: veth-up, table: %d}' % TABLE_ROUTED
+        text = text.replace(ROUTE, ROUTE + "\n      " + table_route)
+    return topology.loads(text, "<fuzz lab>")
 
 
 def mac_text(b: bytes) -> str:

@@ -1,10 +1,14 @@
-"""Fuzz steps on the reference datapath (srl2_ref).  Its configuration is
-given at start-up, so a configuration step changes the node's wanted
-devices and SIDs and restarts its process through the lab engine's
-RefDatapath; the kernel-side settings of its TAP devices (bridge, up, MTU)
-are made again after each restart.  Steps srl2_ref has no surface for (raw
-SRH bytes, change requests, netns moves) are not generated for it
-(docs/fuzz.md "Two datapaths")."""
+"""Fuzz steps on the reference datapath (srl2_ref), modelling the revision
+under test.  Its configuration is given at start-up, so a configuration
+step changes the node's wanted devices, SIDs and HMAC keys and restarts its
+process through the lab engine's RefDatapath; the kernel-side settings of
+its TAP devices (bridge, up, MTU) are made again after each restart.
+
+Steps srl2_ref has no surface for are not generated for it (`lacks`,
+docs/fuzz.md "Two datapaths"): raw SRH bytes, change requests (its
+devices are made at start-up: no changelink, so no change_flowing either),
+netns moves, and VRFs (srl2_ref does not model a VRF's table, and the
+host kernels it runs on have no VRF to build one with)."""
 from __future__ import annotations
 
 import ipaddress
@@ -13,20 +17,25 @@ from testbed.datapaths import DatapathError
 from testbed.datapaths.ref import RefDatapath
 from testbed.fuzz import frames
 from testbed.fuzz.kernel import KernelTarget
+from testbed.fuzz import requests
 from testbed.fuzz.requests import mac_of
 from testbed.fuzz.steps import GONE, Step
-from testbed.model import Sid, Srl2
+from testbed.model import HmacKey, Sid, Srl2
+from testbed.revisions import Revision
 
 
 class RefTarget(KernelTarget):
     name = "ref"
     raw = False
+    lacks = frozenset({"srl2_change", "change_flowing", "move", "vrf_add"})
+    kernel_keys = False  # its HMAC keys are in its configuration, not the kernel's
 
-    def __init__(self, lab):
-        super().__init__(lab)
-        self.dp = RefDatapath(lab.record.rundir)
+    def __init__(self, lab, revision: Revision = requests.FIRST):
+        super().__init__(lab, revision)
+        self.dp = RefDatapath(lab.record.rundir, revision)
         self.devices: dict[str, dict] = {}
         self.sids: dict[int, dict] = {}
+        self.keys: dict[int, dict] = {}  # `ip sr hmac` keys: id -> {secret, algo}
         self.restarts = 0
 
     def _restart(self) -> None:
@@ -36,7 +45,9 @@ class RefTarget(KernelTarget):
         if not self.devices and not self.sids:
             return
         devs = [Srl2(name, [frames.seg(i) for i in range(1, d["segs"] + 1)], mtu=d.get("mtu"),
-                     mac=mac_of(d.get("mac"))) for name, d in self.devices.items()]
+                     mac=mac_of(d.get("mac")), mode=d.get("mode"), table=d.get("table"), hmac=d.get("hmac"))
+                for name, d in self.devices.items()]
+        keys = [HmacKey(k, v["secret"], v["algo"]) for k, v in self.keys.items()]
         sids = []
         for k, s in self.sids.items():
             sids.append(Sid(ipaddress.IPv6Network(f"{frames.sid(k)}/128"), s["action"],
@@ -44,7 +55,7 @@ class RefTarget(KernelTarget):
                             l2dev=s.get("dev") if s["action"] == "End.DT2U" else None,
                             count=s.get("count", False), dev="veth-up"))
         self.restarts += 1
-        self.dp.start_node(self.lab.node("rt"), devs, sids)
+        self.dp.start_node(self.lab.node("rt"), devs, sids, keys)
         self.dp.wait_ready()
         for name, d in self.devices.items():
             kw: dict = {}
@@ -81,13 +92,17 @@ class RefTarget(KernelTarget):
     def _srl2_add(self, a: dict, step: Step) -> None:
         if a["name"] in self.devices:
             raise OSError(17, f"{a['name']} exists")
-        self._change(self.devices, a["name"], {"segs": a["segs"], "mtu": a.get("mtu"), "mac": a.get("mac")})
+        self._change(self.devices, a["name"], {k: a.get(k) for k in ("segs", "mtu", "mac", "mode", "table", "hmac")})
 
-    def _srl2_change(self, a: dict, step: Step) -> None:
-        raise OSError(95, "srl2_ref has no change request")
-
-    def _move(self, a: dict, step: Step) -> None:
-        raise OSError(95, "srl2_ref devices stay in their node")
+    def _hmac_key(self, a: dict, step: Step) -> None:
+        """The node's keys as `ip sr hmac set` leaves them (deleting a key
+        that is not there: ENOENT, as the kernel says), then a restart,
+        with frames going out of `via` meanwhile."""
+        if a.get("secret") is None and a["k"] not in self.keys:
+            raise OSError(2, f"no HMAC key {a['k']}")
+        with self._flowing(a.get("via")):
+            self._change(self.keys, a["k"], None if a.get("secret") is None else
+                         {"secret": a["secret"], "algo": a.get("algo", "sha256")})
 
     def _link(self, a: dict, step: Step) -> None:
         super()._link(a, step)
@@ -141,6 +156,7 @@ class RefTarget(KernelTarget):
     def cleanup(self) -> None:
         self.devices.clear()
         self.sids.clear()
+        self.keys.clear()
         self.dp.stop()
         super().cleanup()
 

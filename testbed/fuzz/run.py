@@ -15,52 +15,27 @@ import sys
 import time
 from dataclasses import dataclass
 
+from testbed import revisions
 from testbed.fuzz import repro
+from testbed.fuzz.choose import KERNEL_FEATURES, choose_target
 from testbed.fuzz.findings import FindingRecord, State
 from testbed.fuzz.journal import (CRASHES, JOURNAL, Journal, crash_signature, fuzz_labels,
-                                  read_crashes, read_journal)
+                                  read_crashes, read_journal, step_mix)
 from testbed.fuzz.steps import Step
 from testbed.fuzz.world import TIME_SCALE, Finding, World
-
-
-# What the kernel target drives: srl2 devices and SIDs of machine.ACTIONS
-# (not imported from there: machine needs hypothesis, which the CLI checks
-# for after choosing the target).
-KERNEL_FEATURES = ("srl2", "End", "End.DT2U", "End.DX2")
-
-
-def choose_target(asked: str) -> str:
-    """kernel or ref for `--datapath auto|kernel|ref`, as `testbed up`
-    chooses (testbed.datapaths.select): auto is the kernel where it has all
-    of KERNEL_FEATURES, else ref; kernel on a kernel without them is refused
-    here, as `up` refuses it, with the probe's reason.  Fuzzing it anyway
-    would only collect the kernel's refusals and end with "0 finding(s)", as
-    if it had been tested."""
-    if asked == "ref":
-        return "ref"
-    from testbed.datapaths.kernel import KernelDatapath
-    from testbed.errors import MissingCapability
-
-    probe = KernelDatapath.probe()
-    missing = [f for f in KERNEL_FEATURES if not probe.has(f)]
-    if not missing:
-        return "kernel"
-    if asked == "kernel":
-        raise MissingCapability(f"fuzzing the kernel datapath needs the kernel's {missing[0]}: "
-                                f"{probe.missing[missing[0]]}; use `--datapath ref` for the reference datapath")
-    return "ref"
 
 
 @dataclass
 class Options:
     target: str = "kernel"          # kernel | ref
+    revision: str = revisions.NAMES[0]  # the series' revision under test (testbed.revisions)
     time: float = 600.0             # seconds of fuzzing, over all boots
     seed: int = 0
     out: str = "fuzz-results"
     steps: int = 10                 # steps per example
     shrink_boots: int = 8           # boots one finding's shrinking may end
     shrink_trials: int = 60
-    ip: str = "ip"                  # iproute2 with `type srl2`, for replaying reproducers
+    ip: str = "ip"                  # iproute2 with the revision's link kind, for replaying reproducers
     verify: bool = True
     max_srh: int = 0                # > 0: device SRHs kept within this many bytes
     log: object = None
@@ -76,11 +51,17 @@ class Runner:
         self.in_vm = os.environ.get("TESTBED_VM") == "1"
         os.makedirs(opts.out, exist_ok=True)
         state = State.load(opts.out) if self.boot > 1 else None
-        self.state = state or State(seed=opts.seed)
+        if state is not None and state.revision != opts.revision:
+            from testbed.errors import TestbedError
+
+            raise TestbedError(f"{opts.out} holds a fuzz run of revision {state.revision}, this one is of "
+                               f"{opts.revision}: give another --out")
+        self.state = state or State(seed=opts.seed, revision=opts.revision)
         self.state.boots += 1
+        self.rev = revisions.get(opts.revision)
         self.journal = Journal(os.path.join(opts.out, JOURNAL))
         self.journal.write(ev="boot", boot=self.boot, time=time.time(), seed=self.state.seed,
-                           target=opts.target)
+                           target=opts.target, revision=self.rev.name)
         self.release = os.uname().release
         self.world: World | None = None
         self.lab = None
@@ -141,11 +122,12 @@ class Runner:
 
     def write_repro(self, f: FindingRecord) -> None:
         steps = [Step.from_json(s) for s in (f.shrink.cur if f.shrink else f.steps)]
-        about = [f"found by `testbed fuzz` on {f.release or self.release} ({f.target} datapath), "
-                 f"input {f.input}; {len(steps)} of {len(f.steps)} steps after shrinking ({f.status})",
+        about = [f"found by `testbed fuzz` on {f.release or self.release} ({f.target} datapath, "
+                 f"revision {self.rev.name}), input {f.input}; {len(steps)} of {len(f.steps)} steps "
+                 f"after shrinking ({f.status})",
                  f"signature: {f.sig}", "kernel report:"]
         about += [f"  {line}" for line in f.lines[:40]]
-        text = repro.render(steps, f"testbed fuzz finding: {f.title}", about)
+        text = repro.render(steps, f"testbed fuzz finding: {f.title}", about, self.rev)
         d = os.path.join(self.o.out, "repro")
         os.makedirs(d, exist_ok=True)
         f.repro = os.path.join(d, f.slug + ".sh")
@@ -170,14 +152,14 @@ class Runner:
         from testbed.lab import Lab
 
         def make():
-            self.lab = Lab.up(topology(), name=f"fz{os.getpid() % 100000}")
+            self.lab = Lab.up(topology(self.rev), name=f"fz{os.getpid() % 100000}")
             if self.o.target == "ref":
                 from testbed.fuzz.ref import RefTarget
 
-                return RefTarget(self.lab)
+                return RefTarget(self.lab, self.rev)
             from testbed.fuzz.kernel import KernelTarget
 
-            return KernelTarget(self.lab)
+            return KernelTarget(self.lab, self.rev)
 
         target = self.worker.submit(make).result()
         watch = self.o.target == "kernel" or self.in_vm
@@ -325,7 +307,9 @@ class Runner:
         from hypothesis.database import DirectoryBasedExampleDatabase
         from hypothesis.stateful import run_state_machine_as_test
 
-        from testbed.fuzz.machine import FuzzMachine, TimeUp
+        from testbed.fuzz.machine import FuzzMachine, TimeUp, seed_only
+
+        seed_only()
 
         deadline = self.state.started + self.o.time
         # One hypothesis run per boot, until the time box ends it (TimeUp);
@@ -402,8 +386,9 @@ class Runner:
         st.boots = max(st.boots, self.boot)
         trials = sum(1 for i in inputs if i.kind != "fuzz")
         lines = [f"{st.inputs} inputs ({st.steps} steps; {trials} shrink trials and replays) in {st.boots} boot(s), "
-                 f"{time.time() - st.started:.0f} s; seed {st.seed}; "
-                 f"{len(st.findings)} finding(s) (deduplicated by kernel stack)"]
+                 f"{time.time() - st.started:.0f} s; seed {st.seed}; revision {st.revision}; "
+                 f"{len(st.findings)} finding(s) (deduplicated by kernel stack)",
+                 "  steps (accepted/run): " + step_mix(i for i in inputs if i.kind == "fuzz")]
         for f in st.findings.values():
             lines.append(f"  [{f.status}] {f.sig}  x{f.count}")
             lines.append(f"      {f.title}")

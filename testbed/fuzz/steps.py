@@ -2,28 +2,38 @@
 ways, so that the journal, the shrinker and the reproducer all speak of the
 same thing (docs/fuzz.md "Steps").  Nothing here touches the kernel.
 
-Operations (objects are named; devices live in node `rt` unless moved):
+Operations (objects are named; devices live in node `rt` unless moved;
+"srl2" is the series' device, of the revision's link kind: srl2, sr6):
 
-    srl2_add  name segs mtu mac up edit  RTM_NEWLINK create, kind srl2, raw SRH
-    srl2_change name segs edit         RTM_NEWLINK on the existing device
+    srl2_add  name segs mtu mac up edit  RTM_NEWLINK create, raw SRH
+              [mode table hmac]          (revisions that have them)
+    srl2_change name segs edit [mode table hmac]  RTM_NEWLINK on the existing device
     link      name node up mtu         set up/down, set MTU
     ipv6      name node on             net.ipv6.conf.NAME.disable_ipv6
-    master    name bridge              enslave to br0 (bridge) or release (None)
+    master    name bridge              enslave to `bridge` (br0, or the VRF) or release (None)
     move      name frm to              move to another node's netns
     delete    name node                delete the device
     sid_add   k action dev count       seg6local route fc00:f::k (dev: l2dev/oif)
     sid_del   k                        remove it
-    srv6      k nsegs sl edit inner... SRv6 packets from node `up` to fc00:f::k
+    srv6      k nsegs sl edit inner... [red]  SRv6 packets from node `up` to fc00:f::k
     l2        kind size vlans count    frames from node `hs` into the bridge
     delete_flowing name                delete a bridged device while `hs` floods
+    change_flowing name segs mode segs2 mode2 swaps
+                                       changelink, alternately to each, while frames
+                                       go out of the device (set up first)
+    hmac_key  k secret algo via        `ip sr hmac set` (secret None: delete), while
+                                       frames go out of device `via` (None: no traffic)
+    vrf_add   table up                 the VRF testbed.fuzz.mix.VRF with that table
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
+from testbed.fuzz.mix import TABLE_ROUTED
+
 OPS = ("srl2_add", "srl2_change", "link", "ipv6", "master", "move", "delete", "sid_add",
-       "sid_del", "srv6", "l2", "delete_flowing")
+       "sid_del", "srv6", "l2", "delete_flowing", "change_flowing", "hmac_key", "vrf_add")
 
 GONE = "#gone"  # an ifindex no interface has (a deleted l2dev / oif)
 
@@ -65,6 +75,8 @@ class Step:
                 nodes.add("hs")
         if self.op == "master":
             nodes.add("hs")  # br0 and its port veth-hs
+        if a.get("table") == TABLE_ROUTED:
+            nodes.add("up")  # that table's route goes through veth-up
         return nodes
 
 
