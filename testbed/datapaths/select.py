@@ -133,7 +133,7 @@ def choose(topo: Topology, override: str | None, rundir: str) -> Datapath | None
     reason = RefDatapath.probe().reason(used)
     if reason is not None:
         raise DatapathError(reason)
-    dp = RefDatapath(rundir)
+    dp = RefDatapath(rundir, revision)
     dp.why = why
     return dp
 
