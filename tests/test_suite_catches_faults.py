@@ -49,7 +49,16 @@ EXPECT: dict[str, tuple[set[str], list[set[str]], set[str]]] = {
     # End.DT2U / End.DX2 accept Segments Left != 0 (E3); counted as what
     # the SID did, so E8 stays green
     "no_decap_sl_check": ({"E3"}, [{"E3"}], {"E3"}),
+    # the second revision's model (run with --revision sr6): reduced mode
+    # repeats the first SID in the SRH (R1), the post-encapsulation lookup
+    # ignores the device's table (R2), the HMAC is computed over the wrong
+    # bytes (R4: the independent computation differs)
+    "reduced_repeats_first_sid": ({"R1"}, [{"R1"}], {"R1"}),
+    "table_ignored": ({"R2"}, [{"R2"}], {"R2"}),
+    "hmac_wrong_bytes": ({"R4"}, [{"R4"}], {"R4"}),
 }
+# The revision a fault's model needs (the others: the first revision's).
+REVISION = {"reduced_repeats_first_sid": "sr6", "table_ignored": "sr6", "hmac_wrong_bytes": "sr6"}
 
 SELECT_PLUGIN = '''\
 """Keep only the cases whose conformance marker names one of $SUITE_SELECT_IDS."""
@@ -103,9 +112,10 @@ class Run:
         return "\n".join(lines[-n:])
 
 
-def start(tmp: Path, fault: str | None, ids: set[str], tag: str) -> Run:
+def start(tmp: Path, fault: str | None, ids: set[str], tag: str, revision: str = "srl2") -> Run:
     junit, log = tmp / f"{tag}.xml", tmp / f"{tag}.log"
-    cmd = [sys.executable, "-m", "pytest", "cases", "--datapath", "ref", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "cases", "--datapath", "ref", "--revision", revision,
+           "-p", "no:cacheprovider",
            "-p", "suite_select", "-q", "-o", "addopts=", f"--junitxml={junit}",
            "--results", str(tmp / f"{tag}-results")]
     if fault:
@@ -179,20 +189,23 @@ def test_every_reference_fault_makes_its_cases_fail(tmp_path):
     """For each fault in srl2_ref.config.FAULTS: the cases tagged with the
     IDs that check it run on the faulty reference, a check of each expected
     group fails (sid_travel_order: S2, D2 and H3; copy_inner_hoplimit: H5
-    and T5; no_loop_check: L1; no_decap_sl_check: E3) and no check of
-    another ID fails (the cases also check H1, H4, E1, E7, E8, L3, ...).
-    The same cases pass on the reference without the fault.  A group whose
-    every case SKIPs on this host (D2 compares with the kernel's own seg6)
-    is reported as not checkable here (a warning), never as caught.  The
-    ten runs go side by side and must end within 85 s."""
+    and T5; no_loop_check: L1; no_decap_sl_check: E3; on the model of the
+    second revision, --revision sr6: reduced_repeats_first_sid: R1;
+    table_ignored: R2; hmac_wrong_bytes: R4) and no check of another ID
+    fails (the cases also check H1, H4, E1, E7, E8, L3, ...).  The same
+    cases pass on the reference without the fault.  A group whose every
+    case SKIPs on this host (D2 compares with the kernel's own seg6) is
+    reported as not checkable here (a warning), never as caught.  The runs
+    go side by side and must end within 85 s."""
     assert set(EXPECT) == set(FAULTS), "a fault of srl2_ref has no expectation here (or the reverse)"
     (tmp_path / "suite_select.py").write_text(SELECT_PLUGIN)
     pairs: list[tuple[Run, Run]] = []
     runs: list[Run] = []
     try:
         for fault, (ids, _, _) in EXPECT.items():
-            runs.append(start(tmp_path, None, ids, f"{fault}-baseline"))
-            runs.append(start(tmp_path, fault, ids, fault))
+            revision = REVISION.get(fault, "srl2")
+            runs.append(start(tmp_path, None, ids, f"{fault}-baseline", revision))
+            runs.append(start(tmp_path, fault, ids, fault, revision))
             pairs.append((runs[-2], runs[-1]))
         finish(runs)
     finally:
