@@ -16,26 +16,30 @@ Three figures, median of --runs each:
   cli     `testbed up` + `testbed down` as a user types them (adds interpreter
           start-up and the keeper handshake)
   script  bash running the rendered iproute2 script (build, then tear down)
+
+A figure this host cannot measure is a SKIP line with the reason: the
+rendered script's own SKIP line (no srl2, no seg6 lwtunnels, ...), or for the
+engine and the CLI what the kernel lacks for the topology (route-based
+`encap seg6` needs CONFIG_IPV6_SEG6_LWTUNNEL on every datapath).  Exit 0
+when something was measured, 4 when nothing could be, 1 with one line on
+error; nothing is left behind (bench/common.py).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import Parser, ROOT, SKIP, host_lacks, main, remove_lab, run, uncut, workdir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from testbed import topology  # (common.py puts the project on sys.path)
+from testbed.lab import Lab
+from testbed.render import KSFT_SKIP, render_script
 
-from testbed import state, topology  # noqa: E402
-from testbed.lab import Lab  # noqa: E402
-from testbed.render import KSFT_SKIP, render_script  # noqa: E402
+METHODS = ("engine", "cli", "script")
 
 
 def timed(fn) -> float:
@@ -45,13 +49,12 @@ def timed(fn) -> float:
 
 
 def engine(topo, name):
-    Lab.up(topo, name=name).down()
+    uncut(lambda: Lab.up(topo, name=name).down())
 
 
 def cli(path, name):
     for args in (["up", path, "--name", name], ["down", name]):
-        subprocess.run([sys.executable, "-m", "testbed.cli", *args], check=True,
-                       stdout=subprocess.DEVNULL)
+        run([sys.executable, "-m", "testbed.cli", *args])
 
 
 class Skip(Exception):
@@ -59,12 +62,13 @@ class Skip(Exception):
 
 
 def script(path):
-    p = subprocess.run(["bash", path, "--no-wait"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    if p.returncode == KSFT_SKIP:
-        raise Skip(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "exit 4")
-    if p.returncode != 0:
-        raise SystemExit(f"bring_up: the rendered script failed (exit {p.returncode}):\n{p.stderr}")
+    try:
+        run(["bash", path, "--no-wait"])
+    except subprocess.CalledProcessError as e:
+        if e.returncode == KSFT_SKIP:
+            err = (e.stderr or "").strip()
+            raise Skip(err.splitlines()[-1] if err else "exit 4") from None
+        raise
 
 
 def chain(nodes: int) -> str:
@@ -100,59 +104,59 @@ def chain(nodes: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def measure(path: str, runs: int, name: str) -> tuple[dict[str, list[float]], str | None]:
-    """Seconds of up + down per method, `runs` times each; and why the script skipped, if it did."""
+def measure(path: str, runs: int, name: str, work: str) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Seconds of up + down per method, `runs` times each; and why a method was skipped."""
     topo = topology.load(path)
-    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
+    sh = os.path.join(work, "lab.sh")
+    with open(sh, "w") as f:
         f.write(render_script(topo))
-    skipped = None
+    skipped: dict[str, str] = {}
+    results: dict[str, list[float]] = {}
     try:
         try:
-            script(f.name)  # warm caches (binaries, page cache) before timing anything
+            script(sh)  # warm caches (binaries, page cache) before timing anything
         except Skip as e:
-            skipped = str(e)
-        engine(topo, name)
-        results = {
-            "engine": [timed(lambda: engine(topo, name)) for _ in range(runs)],
-            "cli": [timed(lambda: cli(path, name)) for _ in range(runs)],
-        }
-        if not skipped:
-            results["script"] = [timed(lambda: script(f.name)) for _ in range(runs)]
+            skipped["script"] = str(e)
+        lacks = host_lacks(topo)
+        if lacks:
+            skipped["engine"] = skipped["cli"] = f"SKIP: {lacks}"
+        else:
+            engine(topo, name)
+            results["engine"] = [timed(lambda: engine(topo, name)) for _ in range(runs)]
+            results["cli"] = [timed(lambda: cli(path, name)) for _ in range(runs)]
+        if "script" not in skipped:
+            results["script"] = [timed(lambda: script(sh)) for _ in range(runs)]
     finally:
-        os.unlink(f.name)
+        remove_lab(name)  # stopped between an up and its down
     return results, skipped
 
 
-def report(label: str, runs: int, results: dict[str, list[float]], skipped: str | None) -> dict[str, float]:
+def report(label: str, runs: int, results: dict[str, list[float]], skipped: dict[str, str]) -> dict[str, float]:
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"{label}; up + down, median of {runs} runs")
-    for k in ("engine", "cli", "script"):
+    for k in METHODS:
         if k in med:
             print(f"  {k:<7} {med[k] * 1000:8.1f} ms   (min {min(results[k]) * 1000:.1f} ms)")
         else:
-            print(f"  {k:<7}     SKIP   ({skipped})")
-    if "script" in med:
+            print(f"  {k:<7}     SKIP   ({skipped[k]})")
+    if "script" in med and "engine" in med:
         print(f"  engine/script = {med['engine'] / med['script']:.3f}   cli/script = {med['cli'] / med['script']:.3f}")
     return med
 
 
-def scaling(sizes: list[int], runs: int, name: str, plot_dir: str | None) -> None:
+def scaling(sizes: list[int], runs: int, name: str, plot_dir: str | None, work: str) -> bool:
+    """Measure chains of each size; whether anything was measured."""
     by_method: dict[str, dict[int, float]] = {}
-    tmp = tempfile.mkdtemp(prefix="bring_up")
-    try:
-        for n in sizes:
-            path = os.path.join(tmp, f"chain{n}.yaml")
-            with open(path, "w") as f:
-                f.write(chain(n))
-            nodes = len(topology.load(path).nodes)
-            results, skipped = measure(path, runs, name)
-            for method, secs in report(f"chain of {nodes} nodes", runs, results, skipped).items():
-                by_method.setdefault(method, {})[nodes] = secs
-    finally:
-        with contextlib.suppress(OSError):
-            for f in os.listdir(tmp):
-                os.unlink(os.path.join(tmp, f))
-            os.rmdir(tmp)
+    for n in sizes:
+        path = os.path.join(work, f"chain{n}.yaml")
+        with open(path, "w") as f:
+            f.write(chain(n))
+        nodes = len(topology.load(path).nodes)
+        results, skipped = measure(path, runs, name, work)
+        for method, secs in report(f"chain of {nodes} nodes", runs, results, skipped).items():
+            by_method.setdefault(method, {})[nodes] = secs
+    if not by_method:
+        return False
     print(f"{'nodes':>6} " + " ".join(f"{m:>9}" for m in by_method))
     for n in sorted(next(iter(by_method.values()), {})):
         print(f"{n:>6} " + " ".join(f"{by_method[m].get(n, float('nan')):>8.2f}s" for m in by_method))
@@ -162,15 +166,16 @@ def scaling(sizes: list[int], runs: int, name: str, plot_dir: str | None) -> Non
         why = plots.available()
         if why:
             print(f"plots: {why}")
-            return
+            return True
         note = f"bench/bring_up.py --sizes {','.join(map(str, sizes))} --runs {runs}: median of {runs}, " \
                f"{os.cpu_count()} CPUs (shared), kernel {os.uname().release}"
         for path in plots.bring_up_time(by_method, plot_dir, note):
             print(f"plot: {path}")
+    return True
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args():
+    ap = Parser(prog="bring_up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("topology", nargs="?", default="topologies/mesh4.yaml")
     ap.add_argument("--runs", type=int, default=None, help="repetitions per figure (default 5; 2 with --sizes)")
     ap.add_argument("--sizes", help="lab sizes in nodes, e.g. 6,12,24,50,100: generated chains instead of TOPOLOGY")
@@ -178,31 +183,32 @@ def main() -> int:
                     help="where --sizes writes bring_up.png and bring_up.svg (default: docs/plots)")
     ap.add_argument("--no-plots", action="store_true", help="print the figures only")
     args = ap.parse_args()
-    name = f"bench{os.getpid()}"
-    # Lab records of its own (inherited by the CLI it times): on a shared
-    # machine another testbed process that takes a lab for stale must not
-    # pull the record from under a run.
-    private = tempfile.mkdtemp(prefix="bring_up_state")
-    os.environ["TESTBED_STATE_DIR"] = state.STATE_DIR = private
-    try:
-        return run(args, ap, name)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
-
-
-def run(args, ap, name: str) -> int:
+    if args.runs is not None and args.runs < 1:
+        ap.error("--runs: at least 1")
     if args.sizes:
-        sizes = [int(x) for x in args.sizes.split(",")]
-        if any(n < 4 for n in sizes):
+        try:
+            args.sizes = [int(x) for x in args.sizes.split(",")]
+        except ValueError:
+            ap.error(f"--sizes: comma-separated numbers of nodes, not {args.sizes!r}")
+        if any(n < 4 for n in args.sizes):
             ap.error("--sizes: a lab has at least 4 nodes (2 routers, 2 hosts)")
-        scaling(sizes, args.runs or 2, name, None if args.no_plots else args.plots)
-        return 0
-    runs = args.runs or 5
-    topo = topology.load(args.topology)
-    results, skipped = measure(args.topology, runs, name)
-    report(f"{args.topology}: {len(topo.nodes)} nodes, {len(topo.links)} links", runs, results, skipped)
-    return 0
+    return args
+
+
+def bench() -> int:
+    args = parse_args()
+    name = f"bench{os.getpid()}"
+    with workdir("bring_up") as work:
+        if args.sizes:
+            measured = scaling(args.sizes, args.runs or 2, name, None if args.no_plots else args.plots, work)
+        else:
+            runs = args.runs or 5
+            topo = topology.load(args.topology)
+            results, skipped = measure(args.topology, runs, name, work)
+            report(f"{args.topology}: {len(topo.nodes)} nodes, {len(topo.links)} links", runs, results, skipped)
+            measured = bool(results)
+    return 0 if measured else SKIP
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("bring_up", bench))

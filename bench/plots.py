@@ -1,7 +1,8 @@
 """Plots of the benchmarks (PNG and SVG, by matplotlib: `pip install -e '.[plots]'`).
 
 Without matplotlib the benchmarks still run and print their tables;
-`available()` says why there are no plots."""
+`available()` says why there are no plots (one line, no traceback).  A
+figure a benchmark skipped on this host (None) is left out of its plot."""
 from __future__ import annotations
 
 import os
@@ -40,23 +41,29 @@ def _save(fig, out_dir: str, stem: str, note: str) -> list[str]:
     return paths
 
 
-def frames_per_second(rows: list[tuple[int, int, float, float, float]], out_dir: str, note: str) -> list[str]:
-    """rows: (frame size, SIDs, srl2_ref fps, ref on the wire fps, kernel l2encap fps), as bench/ref_pps.py
-    measures them.  Left: frames/s against frame size, one line per datapath and SID count; right:
-    frames/s against the number of SIDs, one line per datapath and frame size."""
+def frames_per_second(rows: list[tuple[int, int, float, float, float | None]], out_dir: str,
+                      note: str) -> list[str]:
+    """rows: (frame size, SIDs, srl2_ref fps, ref on the wire fps, kernel l2encap fps or None where the
+    host could not measure it), as bench/ref_pps.py measures them.  Left: frames/s against frame size,
+    one line per datapath and SID count; right: frames/s against the number of SIDs, one line per
+    datapath and frame size."""
     plt = _pyplot()
     fig, (by_size, by_sids) = plt.subplots(1, 2, figsize=(10, 4.2))
     sizes = sorted({r[0] for r in rows})
     sids = sorted({r[1] for r in rows})
-    table = {(r[0], r[1]): r for r in rows}
     styles = {"srl2_ref": ("tab:blue", 2), "kernel l2encap": ("tab:orange", 4)}
     for name, (color, col) in styles.items():
+        table = {(r[0], r[1]): r for r in rows if r[col] is not None}  # a skipped figure: no point
         for i, n in enumerate(sids):
             xs = [s for s in sizes if (s, n) in table]
+            if not xs:
+                continue
             by_size.plot(xs, [table[s, n][col] / 1e3 for s in xs], marker="o", color=color,
                          linestyle=["-", "--", ":", "-."][i % 4], label=f"{name}, {n} SID{'s' if n > 1 else ''}")
         for i, s in enumerate(sizes):
             xs = [n for n in sids if (s, n) in table]
+            if not xs:
+                continue
             by_sids.plot(xs, [table[s, n][col] / 1e3 for n in xs], marker="o", color=color,
                          linestyle=["-", "--", ":", "-."][i % 4], label=f"{name}, {s} B frames")
     by_size.set(xlabel="inner frame size (bytes)", ylabel="frames/s (thousands)",

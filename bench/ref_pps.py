@@ -17,10 +17,16 @@ flat out; whatever the datapath cannot take is dropped in front of it.
 With matplotlib (`pip install -e '.[plots]'`) it also draws frames/s against
 frame size and against the number of SIDs, reference next to kernel, as
 DIR/ref_pps.png and DIR/ref_pps.svg (bench/plots.py; DIR defaults to docs/plots).
+
+The kernel column needs the host kernel's seg6 lwtunnels (the l2encap route,
+End.DX2 at b: CONFIG_IPV6_SEG6_LWTUNNEL); without them it says SKIP and why,
+and the reference is measured alone.  Exit 0 when something was measured, 4
+(SKIP) when the reference cannot run here (not root, no /dev/net/tun), 1
+with one line on error; nothing is left behind (bench/common.py).
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
 import os
 import select
@@ -29,15 +35,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ENCAP_SEG6, SKIP, BenchError, Parser, ROOT, main, run, uncut, workdir
 
-from srl2_ref.control import query  # noqa: E402
-from testbed.linux import Netns, create_netns, delete_netns, enter_for_exec  # noqa: E402
+from srl2_ref.control import query  # (common.py puts the project on sys.path)
+from testbed.lab import deferred_signals
+from testbed.linux import Netns, create_netns, delete_netns, enter_for_exec
 
 UA, UB = "fc00:12::1", "fc00:12::2"
 GEN_MAC_SRC = "02:00:00:00:0a:01"
@@ -45,11 +50,11 @@ UNKNOWN_MAC = "02:00:00:00:0b:02"  # flooded by a's bridge to srl2-0
 
 
 def sh(ns: str, *cmd: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True, capture_output=True, text=True).stdout
+    return run(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.PIPE).stdout
 
 
 def ip(ns: str, *args: str) -> None:
-    subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True, text=True)
+    run(["ip", "-n", ns, *args])
 
 
 def frame(size: int, dst_mac: str) -> bytes:
@@ -64,8 +69,10 @@ def frame(size: int, dst_mac: str) -> bytes:
 
 
 def tx_packets(ns: Netns, ifname: str) -> int:
-    link = ns.ipr.get_links(ns.ipr.link_lookup(ifname=ifname)[0])[0]
-    return link.get_attr("IFLA_STATS64")["tx_packets"]
+    def read() -> int:
+        link = ns.ipr.get_links(ns.ipr.link_lookup(ifname=ifname)[0])[0]
+        return link.get_attr("IFLA_STATS64")["tx_packets"]
+    return uncut(read)
 
 
 class Generator:
@@ -102,6 +109,12 @@ class Generator:
                 except OSError:
                     pass
         s.close()
+
+    def __enter__(self) -> "Generator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -147,21 +160,40 @@ def measure(rate_fn, gen: Generator, window: float, warmup: float = 0.5, windows
 
 
 class Ref:
+    """srl2_ref with one device, srl2-0, in netns `ns`; stopped on leaving the with block."""
+
     def __init__(self, ns: str, segs: list[str], mtu: int, tmp: str):
         self.sock = os.path.join(tmp, "a.sock")
         path = os.path.join(tmp, "a.json")
         with open(path, "w") as f:
             json.dump({"devices": [{"name": "srl2-0", "segs": segs, "mtu": mtu}], "control": self.sock}, f)
         r, w = os.pipe()
-        self.proc = subprocess.Popen([sys.executable, "-m", "srl2_ref", "--config", path, "--ready-fd", str(w)],
-                                     pass_fds=(w,), preexec_fn=lambda: enter_for_exec(ns), cwd=ROOT)
-        os.close(w)
-        ok, _, _ = select.select([r], [], [], 15)
-        line = os.read(r, 4096).decode() if ok else "timeout"
-        os.close(r)
-        if line != "ready\n":
-            self.stop()
-            raise RuntimeError(f"srl2_ref did not start: {line.strip()}")
+        try:
+            # its stderr to a file: the bench's own says one line when it fails
+            with open(os.path.join(tmp, "srl2_ref.log"), "a") as log:
+                self.proc = subprocess.Popen([sys.executable, "-m", "srl2_ref", "--config", path,
+                                              "--ready-fd", str(w)], stderr=log, pass_fds=(w,),
+                                             preexec_fn=lambda: enter_for_exec(ns), cwd=ROOT)
+            os.close(w)
+            w = -1
+            try:
+                ok, _, _ = select.select([r], [], [], 15)  # its readiness pipe
+                line = os.read(r, 4096).decode() if ok else "no answer within 15 s"
+                if line != "ready\n":
+                    raise BenchError(f"srl2_ref did not start: {line.strip() or 'it exited'}")
+            except BaseException:
+                self.stop()
+                raise
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+
+    def __enter__(self) -> "Ref":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def tx(self) -> int:
         return query(self.sock, "counters")["devices"]["srl2-0"]["tx_packets"]
@@ -176,10 +208,21 @@ class Ref:
                 self.proc.wait()
 
 
-def build(p: str) -> dict[str, str]:
+def netns(p: str, stack: contextlib.ExitStack) -> dict[str, str]:
+    """The four namespaces, each deleted when `stack` closes."""
     n = {k: f"{p}{k}" for k in ("gen", "a", "b", "sink")}
     for name in n.values():
-        create_netns(name)
+        # made and registered for deletion as one step: a signal between
+        # the two would leak it
+        with deferred_signals():
+            create_netns(name)
+            stack.callback(delete_netns, name)
+    return n
+
+
+def build(n: dict[str, str], kernel: bool) -> None:
+    """The links and addresses; with `kernel`, also End.DX2 at b (what the
+    kernel run needs of seg6 besides its l2encap route)."""
     ip(n["gen"], "link", "add", "g0", "mtu", "9000", "type", "veth", "peer", "name", "veth-g", "mtu", "9000",
        "netns", n["a"])
     ip(n["gen"], "link", "add", "g1", "mtu", "9000", "type", "veth", "peer", "name", "veth-k", "mtu", "9000",
@@ -201,15 +244,56 @@ def build(p: str) -> dict[str, str]:
     ip(n["a"], "-6", "addr", "add", "2001:db8:1::2/64", "dev", "veth-k", "nodad")
     sh(n["a"], "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
     sh(n["b"], "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    # b: kernel End.DX2 for the kernel run (the reference run's packets just die at b: no route)
-    ip(n["b"], "-6", "route", "add", "fcff:2::d2/128", "encap", "seg6local", "action", "End.DX2", "oif", "veth-x",
-       "dev", "eth-a")
-    # static neighbour for the kernel run's routed frames (gen -> a:veth-k)
-    return n
+    if kernel:
+        # b: kernel End.DX2 for the kernel run (the reference run's packets just die at b: no route)
+        ip(n["b"], "-6", "route", "add", "fcff:2::d2/128", "encap", "seg6local", "action", "End.DX2",
+           "oif", "veth-x", "dev", "eth-a")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
+def ref_rate(n: dict[str, str], a: Netns, segs: list[str], size: int, args, tmp: str) -> tuple[float, float, str]:
+    """srl2_ref's best rate over the windows (its own tx_packets), and the
+    encapsulated packets on a:eth-b meanwhile; frames flooded by a's bridge
+    into srl2-0.  And the generator's kind."""
+    with Ref(n["a"], segs, 9000, tmp) as ref:
+        ip(n["a"], "link", "set", "srl2-0", "master", "br0")
+        ip(n["a"], "link", "set", "srl2-0", "up")
+        with Generator(n["gen"], "g0", frame(size, UNKNOWN_MAC), tmp) as g:
+            both = {}
+
+            def sample():
+                both["wire"] = tx_packets(a, "eth-b")
+                return ref.tx()
+            ref_pps = ref_wire = 0.0
+            time.sleep(0.5)  # a benchmark warm-up, not a readiness wait
+            t0, r0 = time.monotonic(), sample()
+            wire0 = both["wire"]
+            for _ in range(args.windows):  # the best of consecutive windows, as measure() does
+                time.sleep(args.window)
+                t1, r1 = time.monotonic(), sample()
+                if (r1 - r0) / (t1 - t0) > ref_pps:
+                    ref_pps, ref_wire = (r1 - r0) / (t1 - t0), (both["wire"] - wire0) / (t1 - t0)
+                t0, r0, wire0 = t1, r1, both["wire"]
+            return ref_pps, ref_wire, g.kind
+
+
+def kernel_rate(n: dict[str, str], a: Netns, veth_k_mac: str, size: int, args, tmp: str) -> float:
+    """Routed frames to a:veth-k, the l2encap route, End.DX2 at b."""
+    with Generator(n["gen"], "g1", frame(size, veth_k_mac), tmp) as g:
+        return measure(lambda: tx_packets(a, "eth-b"), g, args.window, windows=args.windows)
+
+
+def numbers(ap, option: str, text: str, least: int) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        ap.error(f"{option}: comma-separated numbers, not {text!r}")
+    if any(v < least for v in values):
+        ap.error(f"{option}: each at least {least}")
+    return values
+
+
+def bench() -> int:
+    ap = Parser(prog="ref_pps")
     ap.add_argument("--window", type=float, default=2.0, help="seconds per measuring window")
     ap.add_argument("--windows", type=int, default=1,
                     help="consecutive windows per figure; the best is kept (a shared machine steals some)")
@@ -219,72 +303,52 @@ def main() -> int:
                     help="where to write ref_pps.png and ref_pps.svg (default: docs/plots)")
     ap.add_argument("--no-plots", action="store_true", help="print the table only")
     args = ap.parse_args()
+    if not args.window > 0 or args.windows < 1:
+        ap.error("--window must be above 0 and --windows at least 1")
+    sizes = numbers(ap, "--sizes", args.sizes, 1)
+    nsegs_list = numbers(ap, "--segs", args.segs, 1)
     if os.geteuid() != 0:
-        print("needs root", file=sys.stderr)
-        return 2
-    sizes = [int(x) for x in args.sizes.split(",")]
-    nsegs_list = [int(x) for x in args.segs.split(",")]
+        print("ref_pps: SKIP: needs root (network namespaces)")
+        return SKIP
+    from testbed.datapaths.kernel import KernelDatapath
+    from testbed.datapaths.ref import RefDatapath
+
+    why = RefDatapath.probe().reason(["srl2"])
+    if why:
+        print(f"ref_pps: SKIP: {why}")
+        return SKIP
+    no_kernel = uncut(KernelDatapath.probe).reason(ENCAP_SEG6 + ("End.DX2",))
     prefix = f"bpps{os.getpid() % 100000}"
-    tmp = tempfile.mkdtemp(prefix="ref_pps")
-    names = {}
     rows = []
     kind = "?"
-    try:
-        names = build(prefix)
-        a, gen = Netns(names["a"]), names["gen"]
-        veth_k_mac = a.ipr.get_links(a.ipr.link_lookup(ifname="veth-k")[0])[0].get_attr("IFLA_ADDRESS")
+    with workdir("ref_pps") as tmp, contextlib.ExitStack() as stack:
+        n = netns(prefix, stack)
+        build(n, kernel=not no_kernel)
+        a = Netns(n["a"])
+        stack.callback(a.close)
+        veth_k_mac = uncut(lambda: a.ipr.get_links(a.ipr.link_lookup(ifname="veth-k")[0])[0].get_attr("IFLA_ADDRESS"))
         for nsegs in nsegs_list:
             segs = ["fcff:2::d2"] + [f"fcff:2::{i:x}" for i in range(1, nsegs)]
-            ip(names["a"], "-6", "route", "replace", "2001:db8:ff::/48", "encap", "seg6", "mode", "l2encap", "segs",
-               ",".join(segs), "via", UB, "dev", "eth-b")
+            if not no_kernel:
+                ip(n["a"], "-6", "route", "replace", "2001:db8:ff::/48", "encap", "seg6", "mode", "l2encap",
+                   "segs", ",".join(segs), "via", UB, "dev", "eth-b")
             for size in sizes:
-                # reference: frames flooded by a's bridge into srl2-0
-                ref = Ref(names["a"], segs, 9000, tmp)
-                try:
-                    ip(names["a"], "link", "set", "srl2-0", "master", "br0")
-                    ip(names["a"], "link", "set", "srl2-0", "up")
-                    g = Generator(gen, "g0", frame(size, UNKNOWN_MAC), tmp)
-                    kind = g.kind
-                    try:
-                        both = {}
-
-                        def sample():
-                            both["wire"] = tx_packets(a, "eth-b")
-                            return ref.tx()
-                        ref_pps = ref_wire = 0.0
-                        time.sleep(0.5)
-                        t0, r0 = time.monotonic(), sample()
-                        wire0 = both["wire"]
-                        for _ in range(args.windows):  # the best of consecutive windows, as measure() does
-                            time.sleep(args.window)
-                            t1, r1 = time.monotonic(), sample()
-                            if (r1 - r0) / (t1 - t0) > ref_pps:
-                                ref_pps, ref_wire = (r1 - r0) / (t1 - t0), (both["wire"] - wire0) / (t1 - t0)
-                            t0, r0, wire0 = t1, r1, both["wire"]
-                    finally:
-                        g.stop()
-                finally:
-                    ref.stop()
-                # kernel: routed frames to a:veth-k, l2encap route, End.DX2 at b
-                g = Generator(gen, "g1", frame(size, veth_k_mac), tmp)
-                try:
-                    k_pps = measure(lambda: tx_packets(a, "eth-b"), g, args.window, windows=args.windows)
-                finally:
-                    g.stop()
+                ref_pps, ref_wire, kind = ref_rate(n, a, segs, size, args, tmp)
+                k_pps = None if no_kernel else kernel_rate(n, a, veth_k_mac, size, args, tmp)
                 rows.append((size, nsegs, ref_pps, ref_wire, k_pps))
+                kernel = "SKIP" if k_pps is None else f"{k_pps:10.0f}/s"
                 print(f"  size {size:5d} segs {nsegs}: ref {ref_pps:10.0f}/s (wire {ref_wire:10.0f}/s)  "
-                      f"kernel l2encap {k_pps:10.0f}/s", file=sys.stderr)
-    finally:
-        for n in names.values():
-            delete_netns(n)
-        shutil.rmtree(tmp, ignore_errors=True)
+                      f"kernel l2encap {kernel}", file=sys.stderr)
     print(f"generator: {kind}; best of {args.windows} window(s) of {args.window}s; {os.cpu_count()} CPUs; "
           f"kernel {os.uname().release}")
     print(f"{'frame':>6} {'SIDs':>4} {'srl2_ref fps':>13} {'ref on wire':>12} "
           f"{'kernel l2encap':>15} {'ref/kernel':>10}")
     for size, nsegs, r, w, k in rows:
-        ratio = r / k if k else float("nan")
-        print(f"{size:>6} {nsegs:>4} {r:>13.0f} {w:>12.0f} {k:>15.0f} {ratio:>10.2f}")
+        kernel = f"{k:>15.0f}" if k is not None else f"{'SKIP':>15}"
+        ratio = f"{r / k:>10.2f}" if k else f"{'-':>10}"
+        print(f"{size:>6} {nsegs:>4} {r:>13.0f} {w:>12.0f} {kernel} {ratio}")
+    if no_kernel:
+        print(f"kernel l2encap: SKIP: {no_kernel}")
     if not args.no_plots and rows:
         import plots
 
@@ -294,11 +358,12 @@ def main() -> int:
         else:
             note = (f"bench/ref_pps.py --window {args.window} --windows {args.windows}: best window, "
                     f"generator {kind}, {os.cpu_count()} CPUs "
-                    f"(shared), kernel {os.uname().release}")
+                    f"(shared), kernel {os.uname().release}"
+                    + ("; kernel l2encap not measured: no seg6 lwtunnels" if no_kernel else ""))
             for path in plots.frames_per_second(rows, args.plots, note):
                 print(f"plot: {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("ref_pps", bench))

@@ -7,7 +7,10 @@ waits until everything is gone: datapath processes, namespaces, records).
 
 Per topology, median (and min) of --runs: `testbed down` (the whole
 command) and `Lab.down()` in one process (what a test fixture pays).
-Prints a Markdown table.
+Prints a Markdown table; a topology this host cannot build is a row that
+says SKIP and why (e.g. route-based `encap seg6` without
+CONFIG_IPV6_SEG6_LWTUNNEL).  Exit 0 when a row was measured, 4 when none
+could be, 1 with one line on error; nothing is left behind (bench/common.py).
 """
 from __future__ import annotations
 
@@ -15,19 +18,17 @@ import argparse
 import glob
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
+from common import Parser, ROOT, SKIP, host_lacks, main, remove_lab, run, uncut, workdir
 
-from testbed import topology  # noqa: E402
-from testbed.lab import Lab  # noqa: E402
+from testbed import topology  # (common.py puts the project on sys.path)
+from testbed.lab import Lab
 
 
 def testbed(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "testbed.cli", *args], check=True, stdout=subprocess.DEVNULL)
+    run([sys.executable, "-m", "testbed.cli", *args])
 
 
 def cli_down(path: str, name: str) -> float:
@@ -38,34 +39,46 @@ def cli_down(path: str, name: str) -> float:
 
 
 def engine_down(path: str, name: str) -> tuple[float, str]:
-    lab = Lab.up(topology.load(path), name=name)
+    lab = uncut(Lab.up, topology.load(path), name=name)
     t = time.perf_counter()
-    lab.down()
+    uncut(lab.down)
     return time.perf_counter() - t, lab.record.datapath
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench() -> int:
+    ap = Parser(prog="teardown", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("topologies", nargs="*")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs: at least 1")
     paths = args.topologies or sorted(glob.glob(os.path.join(ROOT, "topologies", "*.yaml")))
+    topos = {path: topology.load(path) for path in paths}  # every mistake before anything is made
     name = f"bench{os.getpid()}"
+    measured = 0
     print(f"teardown, median (min) of {args.runs} runs\n")
     print("| topology | nodes | datapath | `testbed down` | `Lab.down()` |")
     print("|---|---|---|---|---|")
-    for path in paths:
-        topo = topology.load(path)
-        cli_down(path, name)  # warm caches
-        cli = [cli_down(path, name) for _ in range(args.runs)]
-        engine = [engine_down(path, name) for _ in range(args.runs)]
-        dp = engine[0][1]
-        eng = [t for t, _ in engine]
-        print(f"| {os.path.basename(path)} | {len(topo.nodes)} | {dp} "
-              f"| {statistics.median(cli) * 1000:.0f} ms ({min(cli) * 1000:.0f}) "
-              f"| {statistics.median(eng) * 1000:.0f} ms ({min(eng) * 1000:.0f}) |", flush=True)
-    return 0
+    with workdir("teardown"):
+        try:
+            for path, topo in topos.items():
+                lacks = host_lacks(topo)
+                if lacks:
+                    print(f"| {os.path.basename(path)} | {len(topo.nodes)} | SKIP: {lacks} | | |", flush=True)
+                    continue
+                cli_down(path, name)  # warm caches
+                cli = [cli_down(path, name) for _ in range(args.runs)]
+                engine = [engine_down(path, name) for _ in range(args.runs)]
+                dp = engine[0][1]
+                eng = [t for t, _ in engine]
+                print(f"| {os.path.basename(path)} | {len(topo.nodes)} | {dp} "
+                      f"| {statistics.median(cli) * 1000:.0f} ms ({min(cli) * 1000:.0f}) "
+                      f"| {statistics.median(eng) * 1000:.0f} ms ({min(eng) * 1000:.0f}) |", flush=True)
+                measured += 1
+        finally:
+            remove_lab(name)  # stopped between an up and its down
+    return 0 if measured else SKIP
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("teardown", bench))

@@ -8,6 +8,14 @@ kernel can build, inspected through `ip -j` while the script holds the lab
 "SKIP: ..." on stderr, nothing left behind) where the kernel lacks what the
 topology needs.
 
+Some hosts' kernels have no seg6 lwtunnels (CONFIG_IPV6_SEG6_LWTUNNEL unset:
+no route-based `encap seg6`, no seg6local SIDs).  small() uses both; the
+runs that only need *a* lab build small() where the host has seg6 and
+small() without its seg6 routes elsewhere (`buildable_small`), and the run
+that checks the seg6 objects themselves skips there, with the reason, after
+checking that the script skips for the same one.  A fake `ip` on PATH that
+refuses seg6 routes tests the script's seg6 skips on every host.
+
 Runs that could leave namespaces behind when they go wrong are run in a
 private mount namespace with a tmpfs on /run/netns: every namespace the
 script pins lives only there, so "nothing left behind" is checked exactly
@@ -20,6 +28,7 @@ import os
 import pty
 import re
 import selectors
+import shlex
 import shutil
 import subprocess
 import time
@@ -102,6 +111,48 @@ def small() -> m.Topology:
                       description="render test: two hosts, one router, no srl2")
 
 
+def without_seg6(topo: m.Topology) -> m.Topology:
+    """TOPO without what needs the kernel's seg6 lwtunnels: routes with
+    `encap seg6` and SIDs (seg6local routes).  Changes TOPO in place."""
+    for node in topo.nodes.values():
+        node.routes = [r for r in node.routes if r.encap is None]
+        node.sids = []
+    return topo
+
+
+# The kernel probe's features that need CONFIG_IPV6_SEG6_LWTUNNEL, in the
+# order a reason is looked for: route-based encapsulation, then seg6local.
+# (A probe that does not report "encap seg6" yet still reports End, which
+# the same option provides.)
+SEG6_FEATURES = ("encap seg6", "End", "End.DX2")
+
+
+def host_seg6_missing() -> str | None:
+    """Why this host's kernel cannot make seg6 routes (route-based encap and
+    seg6local SIDs), from the kernel datapath's own probe; None if it can."""
+    from testbed.datapaths.kernel import KernelDatapath
+
+    return KernelDatapath.probe().reason(SEG6_FEATURES)
+
+
+def seg6_skip_reason(missing: str) -> str:
+    """A skip's reason: the probe's (the missing option), and where the test runs."""
+    hint = "" if "testbed vm" in missing else "; run it on a kernel with it, e.g. testbed vm --kernel IMAGE -- CMD"
+    return f"needs the host kernel's seg6 lwtunnels: {missing}{hint}"
+
+
+def buildable_small() -> m.Topology:
+    """small(), without its seg6 routes where the host's kernel cannot make
+    them: for tests that need a lab, not seg6."""
+    return small() if host_seg6_missing() is None else without_seg6(small())
+
+
+# What a rendered script says when the kernel has no seg6 lwtunnels.
+NO_SEG6_SKIP = (r"SKIP: this kernel has no (seg6 lwtunnel encapsulation|seg6local routes) "
+                r"\(CONFIG_IPV6_SEG6_LWTUNNEL\): Error: lwt encapsulation type not supported; "
+                r"run it on a kernel with it \(e\.g\. testbed vm --kernel IMAGE -- bash \S+\.sh\)")
+
+
 def write(tmp_path, text: str, name: str = "lab.sh") -> str:
     path = tmp_path / name
     path.write_text(text)
@@ -116,11 +167,13 @@ def kernel_has_srl2() -> bool:
     return "Unknown device type" not in r.stderr
 
 
-def run_isolated(script: str, *args: str, timeout: float = 120, env: dict | None = None):
+def run_isolated(script: str, *args: str, timeout: float = 120, env: dict | None = None, setsid: bool = False):
     """Run SCRIPT in a private mount namespace whose /run/netns is a fresh
-    tmpfs; returns (rc, stdout, stderr, namespaces still pinned at exit)."""
+    tmpfs; returns (rc, stdout, stderr, namespaces still pinned at exit).
+    `setsid`: the script leads a process group of its own (a test that
+    signals it finds it as its group's leader)."""
     wrapper = ('mkdir -p /run/netns && mount -t tmpfs testbed-render-test /run/netns || exit 99\n'
-               'bash "$0" "$@" </dev/null; rc=$?\n'
+               + ('setsid -w ' if setsid else '') + 'bash "$0" "$@" </dev/null; rc=$?\n'
                'echo "@@left: $(ls -A /run/netns | tr "\\n" " ")" >&2\n'
                'exit $rc\n')
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", wrapper, script, *args],
@@ -215,9 +268,64 @@ def test_small_script_text(tmp_path):
     # netns-wide sysctls with the namespace, per-interface ones after the interfaces
     assert script.index("net.ipv6.seg6_flowlabel=1") < script.index("link add dev veth0")
     assert script.index("net.ipv6.conf.up0.accept_ra=0") > script.index("peer name up0")
-    # no probes, no srl2 guard when nothing needs them
-    assert "srl2probe" not in script and "type srl2" not in script
+    # the seg6 probes (its encap route, its SIDs), no srl2 probe or guard;
+    # no probe at all when nothing needs one: test_seg6_probes_follow_the_topology
+    assert "probe_srl2" not in script and "type srl2" not in script
+    assert "\nprobe_encap encap\n" in script and "\nprobe_seg6local\n" in script
     subprocess.run(["bash", "-n", write(tmp_path, script)], check=True)
+
+
+def with_encap_mode(topo: m.Topology, mode: str) -> m.Topology:
+    """TOPO with every encap route in MODE.  Changes TOPO in place."""
+    for node in topo.nodes.values():
+        for r in node.routes:
+            if r.encap is not None:
+                r.encap.mode = mode  # type: ignore[assignment]
+    return topo
+
+
+def routes_only(topo: m.Topology) -> m.Topology:
+    """TOPO without its SIDs (seg6 encap routes only)."""
+    for node in topo.nodes.values():
+        node.sids = []
+    return topo
+
+
+def sids_only(topo: m.Topology) -> m.Topology:
+    """TOPO without its encap routes (seg6local SIDs only)."""
+    for node in topo.nodes.values():
+        node.routes = [r for r in node.routes if r.encap is None]
+    return topo
+
+
+def test_seg6_probes_follow_the_topology(tmp_path):
+    """The script probes, before the first namespace of the lab, each encap
+    mode its routes use and seg6local if it has SIDs; nothing else."""
+    def probes(topo: m.Topology) -> list[str]:
+        script = render_script(topo)
+        subprocess.run(["bash", "-n", write(tmp_path, script)], check=True)
+        found = re.findall(r"^(probe_encap \S+|probe_seg6local)$", script, re.M)
+        first_ns = script.index("\nadd_ns ")
+        assert all(script.index(f"\n{p}\n") < first_ns for p in found)
+        return found
+
+    assert probes(small()) == ["probe_encap encap", "probe_seg6local"]
+    assert probes(topology.load(os.path.join(ROOT, "topologies", "mesh4.yaml"))) == [
+        "probe_encap l2encap.red", "probe_seg6local"]
+    two = small()
+    two.nodes["h1"].routes.append(m.Route(N("fd00:78::/64"), dev="veth0",
+                                          encap=m.Seg6Encap("inline", [ia.IPv6Address("fc00:2::1")])))
+    assert probes(two) == ["probe_encap inline", "probe_encap encap", "probe_seg6local"]  # h1's first
+    assert probes(routes_only(small())) == ["probe_encap encap"]
+    assert probes(sids_only(small())) == ["probe_seg6local"]
+    # nothing of seg6 used: no seg6 probe, no probe namespace at all
+    script = render_script(without_seg6(small()))
+    assert "probe_encap" not in script and "probe_seg6local" not in script and "srl2probe" not in script
+    if shutil.which("shellcheck"):
+        for topo in (small(), two):
+            r = subprocess.run(["shellcheck", "-s", "bash", "-S", "warning", write(tmp_path, render_script(topo))],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout
 
 
 def test_vlans_and_bridge_ports():
@@ -345,9 +453,19 @@ def _sysctl(ns: str, key: str) -> str:
 
 
 @pytest.mark.usefixtures("need_root")
-def test_small_lab_runs_and_is_what_the_topology_says(tmp_path):
-    topo = small()
+@pytest.mark.parametrize("seg6", [True, False], ids=["small", "small-without-seg6"])
+def test_small_lab_runs_and_is_what_the_topology_says(tmp_path, seg6):
+    """small() as the topology says; and small() without its seg6 routes
+    (encap route, SIDs), which builds on every host, for all the rest."""
+    topo = small() if seg6 else without_seg6(small())
     path = write(tmp_path, render_script(topo))
+    missing = host_seg6_missing()
+    if seg6 and missing:
+        # The script must see what the probe sees, skip, and leave nothing.
+        rc, out, err, left = run_isolated(path)
+        assert (rc, left) == (KSFT_SKIP, []), err
+        assert re.fullmatch(NO_SEG6_SKIP, err.strip()), err
+        pytest.skip(seg6_skip_reason(missing))
     fifo = str(tmp_path / "hold")
     os.mkfifo(fifo)
     proc = subprocess.Popen(["bash", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -369,7 +487,12 @@ def test_small_lab_runs_and_is_what_the_topology_says(tmp_path):
         assert rl["p1"]["master"] == "br0" and rl["p2"]["master"] == "br0"
         assert rl["up0"]["mtu"] == 1400 and snap["h2"]["links"]["veth1"]["mtu"] == 1400
         assert rl["ac0"]["kind"] == "veth" and rl["ac0"]["master"] is None
-        assert all(link["up"] for s in snap.values() for link in s["links"].values())
+        # every link the topology made is up (a kernel with built-in tunnel
+        # drivers also has their fallback devices in every netns, down: sit0,
+        # tunl0, ip6tnl0 on the srl2 RFC kernel)
+        made = {node: {e.ifname for _, e, _ in topo.veth_ends(node)} | set(topo.nodes[node].bridges) | {"lo"}
+                for node in topo.nodes}
+        assert all(snap[node]["links"][ifname]["up"] for node in topo.nodes for ifname in made[node]), snap
         macs = {l["ifname"]: l["address"] for l in ip_json(r1, "link", "show")}
         assert macs["up0"] == "02:00:00:00:00:12"
         assert {l["ifname"]: l["address"] for l in ip_json(h1, "link", "show")}["veth1"] == "02:00:00:00:01:01"
@@ -388,14 +511,18 @@ def test_small_lab_runs_and_is_what_the_topology_says(tmp_path):
             return found[0]
         r = route(dst="fc00:2::/48", table="100")
         assert r["gateway"] == "fd00:12::2" and r["metric"] == 10 and r["metrics"] == {"hoplimit": 33}
-        r = route(dst="fd00:77::/64")
-        assert (r["encap"], r["mode"], r["segs"], r["dev"]) == ("seg6", "encap", ["fc00:2::100", "fc00:2::200"], "up0")
         route(dst="10.99.0.0/16", table="100", type="blackhole")
         assert route(dst="10.20.0.0/16")["prefsrc"] == "10.12.0.1"
-        r = route(dst="fc00:1::d2")
-        assert (r["encap"], r["action"], r["oif"], r["dev"]) == ("seg6local", "End.DX2", "ac0", "ac0")
-        r = route(dst="fc00:1::e", table="100")
-        assert (r["action"], r["dev"]) == ("End", "up0")
+        if seg6:
+            r = route(dst="fd00:77::/64")
+            assert (r["encap"], r["mode"], r["segs"], r["dev"]) == ("seg6", "encap", ["fc00:2::100", "fc00:2::200"],
+                                                                    "up0")
+            r = route(dst="fc00:1::d2")
+            assert (r["encap"], r["action"], r["oif"], r["dev"]) == ("seg6local", "End.DX2", "ac0", "ac0")
+            r = route(dst="fc00:1::e", table="100")
+            assert (r["action"], r["dev"]) == ("End", "up0")
+        else:
+            assert not any("encap" in r for r in routes), routes
         assert any(r["dst"] == "fd00:12::/64" and r.get("gateway") == "fd00:1::2" for r in snap["h1"]["routes"])
 
         rules = snap["r1"]["rules"]
@@ -453,13 +580,82 @@ def test_dt2u_without_srl2_device_probes_dt2u(tmp_path):
     if rc == 0:
         pytest.skip("this kernel and ip know End.DT2U")
     assert rc == KSFT_SKIP
+    if host_seg6_missing():
+        # no seg6 lwtunnels at all: the seg6 probes, before End.DT2U's, say so
+        assert re.fullmatch(NO_SEG6_SKIP, err.strip()), err
+        pytest.skip(seg6_skip_reason(host_seg6_missing() or ""))
     assert re.fullmatch(r"SKIP: (ip \(iproute2\) does not know|this kernel has no) seg6local End\.DT2U: .*",
                         err.strip(), re.S)
 
 
+def fake_ip(tmp_path, error: str) -> dict[str, str]:
+    """An environment whose `ip` refuses every seg6 route (encap seg6 or
+    seg6local) with ERROR on stderr, exit 2, as ip reports a refusal (the
+    kernel's or its own); any other command goes to the real ip."""
+    real = shutil.which("ip")
+    assert real
+    d = tmp_path / "bin"
+    d.mkdir()
+    fake = d / "ip"
+    fake.write_text('#!/bin/bash\n'
+                    'case " $* " in\n'
+                    f'*" encap seg6 "*|*" encap seg6local "*) echo {shlex.quote(error)} >&2; exit 2 ;;\n'
+                    'esac\n'
+                    f'exec {shlex.quote(real)} "$@"\n')
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{d}:{os.environ['PATH']}"}
+
+
+LWT = "Error: lwt encapsulation type not supported."
+
+
+@pytest.mark.usefixtures("need_root")
+@pytest.mark.parametrize("topo, error, expected", [
+    (small, LWT, r"SKIP: this kernel has no seg6 lwtunnel encapsulation \(CONFIG_IPV6_SEG6_LWTUNNEL\): "
+                 r"Error: lwt encapsulation type not supported; run it on a kernel with it "
+                 r"\(e\.g\. testbed vm --kernel IMAGE -- bash /\S+/lab\.sh\)"),
+    (lambda: sids_only(small()), LWT,
+     r"SKIP: this kernel has no seg6local routes \(CONFIG_IPV6_SEG6_LWTUNNEL\): "
+     r"Error: lwt encapsulation type not supported; run it on a kernel with it "
+     r"\(e\.g\. testbed vm --kernel IMAGE -- bash /\S+/lab\.sh\)"),
+    (lambda: with_encap_mode(small(), "l2encap.red"), 'Error: argument "l2encap.red" is wrong: "mode" value is invalid',
+     r'SKIP: ip \(iproute2\) does not know encap seg6 mode l2encap\.red: '
+     r'Error: argument "l2encap\.red" is wrong: "mode" value is invalid'),
+    (lambda: with_encap_mode(small(), "l2encap.red"), "RTNETLINK answers: Invalid argument",
+     r"SKIP: this kernel has no encap seg6 mode l2encap\.red: RTNETLINK answers: Invalid argument"),
+    (lambda: sids_only(small()), 'Error: argument "seg6local" is wrong: "encap type" value is invalid',
+     r'SKIP: ip \(iproute2\) does not know encap seg6local: '
+     r'Error: argument "seg6local" is wrong: "encap type" value is invalid'),
+], ids=["no-lwtunnel-encap", "no-lwtunnel-seg6local", "mode-unknown-to-ip", "mode-unknown-to-kernel",
+        "seg6local-unknown-to-ip"])
+def test_seg6_refusals_skip_with_the_reason(tmp_path, topo, error, expected):
+    """Whatever this host's kernel has: an ip that refuses seg6 routes as a
+    kernel without CONFIG_IPV6_SEG6_LWTUNNEL (or an older ip or kernel)
+    does makes the script skip before anything is built, one line naming
+    what is missing, the probe namespace removed."""
+    rc, out, err, left = run_isolated(write(tmp_path, render_script(topo())), env=fake_ip(tmp_path, error))
+    assert (rc, left, out) == (KSFT_SKIP, [], ""), err
+    assert re.fullmatch(expected, err.strip()), err
+
+
+@pytest.mark.usefixtures("need_root")
+def test_a_signal_while_probing_leaves_nothing(tmp_path):
+    """SIGTERM while the seg6 probe runs: exit 143, probe namespace gone.
+    The fake ip sends it to the script (its process group leader, by
+    setsid), then answers; bash runs the trap once the command is done."""
+    env = fake_ip(tmp_path, LWT)
+    fake = tmp_path / "bin" / "ip"
+    fake.write_text(fake.read_text().replace(
+        "echo ", 'kill -TERM "$(ps -o pgid= -p $$ | tr -d " ")"; echo ', 1))
+    path = write(tmp_path, render_script(small()))
+    rc, out, err, left = run_isolated(path, env=env, setsid=True)
+    assert (rc, left, out) == (143, [], ""), err
+    assert "srl2probe" not in err  # no complaint from the cleanup
+
+
 @pytest.mark.usefixtures("need_root")
 def test_vlan_filtering_runs_or_skips(tmp_path):
-    topo = small()
+    topo = buildable_small()
     br = topo.nodes["r1"].bridges["br0"]
     br.vlan_filtering = True
     br.ports = [m.BridgePort("p1", pvid=10), m.BridgePort("p2", vlans=[20], pvid=10)]
@@ -474,7 +670,7 @@ def test_vlan_filtering_runs_or_skips(tmp_path):
 
 @pytest.mark.usefixtures("need_root")
 def test_a_failing_command_is_named_and_the_lab_removed(tmp_path):
-    topo = small()
+    topo = buildable_small()
     # a gateway that is on no connected network: the kernel refuses the route
     topo.nodes["h2"].routes.append(m.Route(N("fd00:88::/64"), via=ia.ip_address("fd00:99::1")))
     path = write(tmp_path, render_script(topo))
@@ -491,7 +687,7 @@ def test_a_failing_command_is_named_and_the_lab_removed(tmp_path):
 
 @pytest.mark.usefixtures("need_root")
 def test_keep_leaves_the_lab(tmp_path):
-    rc, out, err, left = run_isolated(write(tmp_path, render_script(small())), "--keep")
+    rc, out, err, left = run_isolated(write(tmp_path, render_script(buildable_small())), "--keep")
     assert rc == 0, err
     names = sorted(lab_vars(out).values())
     assert sorted(left) == names and len(names) == 3
@@ -501,7 +697,7 @@ def test_keep_leaves_the_lab(tmp_path):
 @pytest.mark.usefixtures("need_root")
 def test_on_a_terminal_it_waits_for_enter(tmp_path):
     """stdin a TTY: build, summary, wait for Enter, tear down."""
-    path = write(tmp_path, render_script(small()))
+    path = write(tmp_path, render_script(buildable_small()))
     master, slave = pty.openpty()
     wrapper = ('mkdir -p /run/netns && mount -t tmpfs testbed-render-test /run/netns || exit 99\n'
                'bash "$0"; rc=$?; echo "@@left: $(ls -A /run/netns | tr "\\n" " ")"; exit $rc\n')

@@ -72,6 +72,12 @@ def render_script(topo: model.Topology, with_checks: bool = False) -> str:
     needs_srl2_kind = any(n.srl2 for n in topo.nodes.values())
     needs_vlan_filtering = any(b.vlan_filtering for n in topo.nodes.values() for b in n.bridges.values())
     uses_dt2u = any(s.action == "End.DT2U" for n in topo.nodes.values() for s in n.sids)
+    # What the kernel's seg6 lwtunnels must do (CONFIG_IPV6_SEG6_LWTUNNEL):
+    # each encap mode the routes use (newer modes need newer kernels and
+    # iproute2), and seg6local for the SIDs, which the script always
+    # installs in the kernel.
+    encap_modes = list(dict.fromkeys(r.encap.mode for n in topo.nodes.values() for r in n.routes if r.encap))
+    uses_seg6local = any(n.sids for n in topo.nodes.values())
     checks = script_checks(topo, var) if with_checks else None
     return _env.get_template("lab.sh.j2").render(
         checks=checks,
@@ -86,7 +92,9 @@ def render_script(topo: model.Topology, with_checks: bool = False) -> str:
         needs_srl2_kind=needs_srl2_kind,
         uses_dt2u=uses_dt2u,
         needs_vlan_filtering=needs_vlan_filtering,
-        probes=needs_srl2_kind or uses_dt2u or needs_vlan_filtering,
+        encap_modes=encap_modes,
+        uses_seg6local=uses_seg6local,
+        probes=needs_srl2_kind or uses_dt2u or needs_vlan_filtering or bool(encap_modes) or uses_seg6local,
         needs_bridge_cmd=plan.needs_bridge_cmd,
         needs_tunsrc=any(n.tunsrc is not None for n in topo.nodes.values()),
         ksft_fail=KSFT_FAIL,

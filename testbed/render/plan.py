@@ -16,6 +16,7 @@ from testbed.render.shell import word as _word
 _RESERVED = {
     "KEEP", "WAIT", "NS_CREATED", "PROBE_NS", "ns", "rc", "out", "probe", "arg",
     "run", "skip", "fail", "cleanup", "add_ns", "probe_srl2", "probe_dt2u",
+    "probe_encap", "probe_seg6local", "no_seg6",
     "ksft_pass", "ksft_fail", "ksft_skip", "PATH", "HOME", "IFS", "PWD", "SHELL",
     "checks_rc",  # and the checks' functions (checks.sh.j2): bash keeps functions apart
 }
