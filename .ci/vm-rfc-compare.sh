@@ -19,7 +19,7 @@ OUT=${VM_RFC_OUT:-$(mktemp -d /tmp/vm-rfc-compare.XXXXXX)}
 say() { echo "vm-rfc-compare: $*" >&2; }
 
 if [ ! -f "$KERNEL" ]; then
-    say "no srl2 kernel at $KERNEL: nothing to compare"
+    say "no kernel at $KERNEL: nothing to compare"
     exit 0
 fi
 
