@@ -1,4 +1,4 @@
-"""testbed compare BASELINE NEW [--json] [--allow-missing]
+"""testbed compare BASELINE NEW [--json] [--allow-missing] [--by-clause] [--html FILE]
 
 A run against a baseline run (docs: README, "Results, reports and
 comparisons"): newly failing, new crashes, fixed, unchanged findings, cases
@@ -6,6 +6,13 @@ missing or new.  Exit status 1 when something newly fails or crashes, when
 cases of the baseline are missing from NEW (or NEW's last line was cut
 short) unless --allow-missing, when NEW has no case at all, and when a
 record cannot be read; 0 otherwise: a CI step as it stands.
+
+When the two records are of different revisions of the series (their
+headers' `revision`, "" meaning srl2), or with --by-clause, the comparison
+is per catalogue ID instead (testbed/results/across.py): fixed, still
+failing, newly failing, crash gone or new, only in one revision, and the
+IDs whose expectation the newer revision changed by design.  Its exit
+status is 1 on a newly failing ID or a new crash (or a NEW without cases).
 """
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-missing", action="store_true",
                    help="compare what ran: cases of the baseline missing from NEW do not fail the comparison "
                         "(NEW must still have a case)")
+    p.add_argument("--by-clause", action="store_true",
+                   help="compare per catalogue ID, not per case (the default when the records' revisions differ)")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the clause-by-clause comparison as one self-contained HTML page")
     p.set_defaults(run=run)
 
 
@@ -26,17 +37,31 @@ def run(args) -> int:
     import json
     import sys
 
-    from testbed.results import compare
+    from testbed.results import across, compare
     from testbed.results.record import read
 
     baseline, new = read(args.baseline), read(args.new)
-    cmp = compare.compare(baseline, new, allow_missing=args.allow_missing)
+    by_clause = args.by_clause or across.differ(baseline, new)
+    for rec in (baseline, new):
+        if rec.truncated and (by_clause or rec is baseline):
+            print(f"testbed compare: {rec.cut_text()}; that case is not compared", file=sys.stderr)
+    if by_clause:
+        cmp = across.across(baseline, new)
+        print(json.dumps(cmp.to_dict(), indent=2) if args.json else across.text(cmp), end="\n" if args.json else "")
+        if args.html:
+            with open(args.html, "w", encoding="utf-8") as f:
+                f.write(across.page(cmp))
+        if not cmp.newer_cases:
+            print(f"testbed compare: {new.path}: no case in the new run: nothing to compare", file=sys.stderr)
+        return cmp.exit_status()
+    if args.html:
+        print("testbed compare: --html is for a clause-by-clause comparison: add --by-clause", file=sys.stderr)
+        return 2
+    case_cmp = compare.compare(baseline, new, allow_missing=args.allow_missing)
     if args.json:
-        print(json.dumps(cmp.to_dict(), indent=2))
+        print(json.dumps(case_cmp.to_dict(), indent=2))
     else:
-        print(compare.text(cmp), end="")
-    if baseline.truncated:
-        print(f"testbed compare: {baseline.cut_text()}; that case is not compared", file=sys.stderr)
-    for line in cmp.notices():
+        print(compare.text(case_cmp), end="")
+    for line in case_cmp.notices():
         print(f"testbed compare: {line}", file=sys.stderr)
-    return cmp.exit_status()
+    return case_cmp.exit_status()
