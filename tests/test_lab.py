@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -195,8 +197,10 @@ sys.stdin.read()
 def test_stale_lab_reaped_after_sigkill(underlay_file, tmp_path, monkeypatch):
     """An owner killed with SIGKILL leaves its lab; `down --stale` removes it all.
     (Its own state directory: any other testbed process, such as a pytest
-    session starting, would rightly reap the stale lab first.)"""
-    private = str(tmp_path / "state")
+    session starting, would rightly reap the stale lab first.  A short one
+    under /tmp: the reference datapath's control sockets live there, and a
+    Unix socket path has at most 107 bytes.)"""
+    private = tempfile.mkdtemp(prefix="tbs", dir="/tmp")
     monkeypatch.setattr(state, "STATE_DIR", private)
     env = {**os.environ, "TESTBED_STATE_DIR": private}
     name = unique_lab_name("s")
@@ -215,6 +219,7 @@ def test_stale_lab_reaped_after_sigkill(underlay_file, tmp_path, monkeypatch):
     finally:
         owner.kill()
         state.reap_stale()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def test_killed_keeper_is_stale_and_up_reaps_it(underlay_file):

@@ -147,8 +147,13 @@ def find_vng(vng: Optional[str] = None) -> str:
     """vng on PATH, else beside this interpreter: the project's virtual
     environment, where .ci/setup-vm.sh installs it, is not on root's PATH
     (only `testbed` is linked into /usr/local/bin)."""
-    path = shutil.which(vng or "vng") or (
-        None if vng else shutil.which("vng", path=os.path.dirname(sys.executable)))
+    name = vng or "vng"
+    path = shutil.which(name)
+    if not path and "/" not in name:
+        here = os.path.dirname(sys.executable)
+        path = shutil.which(name, path=here)
+        if path:  # vng runs virtme-run and friends from its own directory, by name
+            os.environ["PATH"] = f"{here}{os.pathsep}{os.environ.get('PATH', '')}"
     if not path:
         raise VmError("virtme-ng is not installed (no `vng` on PATH nor beside "
                       f"{sys.executable}): bash .ci/setup-vm.sh  (or: pip install 'srl2-testbed[vm]')")
