@@ -110,6 +110,13 @@ class FuzzMachine(RuleBasedStateMachine):
                                        st.sampled_from(NAMES)), label="name")
         return data.draw(st.sampled_from(NAMES), label="name")
 
+    def _new_name(self):
+        """A name for a new device: mostly one no device has yet (else
+        "File exists" is all a creation gets once both exist)."""
+        free = [n for n in NAMES if n not in self.where]
+        return st.one_of(st.sampled_from(free), st.sampled_from(free), st.sampled_from(NAMES)) if free else \
+            st.sampled_from(NAMES)
+
     def _fit(self, segs: int, edit, hmac: int | None = None):
         """(segs, edit) within --max-srh: to explore past a known bug that
         long segment lists trigger (the wrapped MTU), not for finding it."""
@@ -160,7 +167,7 @@ class FuzzMachine(RuleBasedStateMachine):
     def do_srl2_add(self, data) -> None:
         opts = self._options(data)
         segs = data.draw(segment_counts if self.frozen else valid_first, label="segs")
-        name = data.draw(st.sampled_from(NAMES), label="name")
+        name = data.draw(st.sampled_from(NAMES) if self.frozen else self._new_name(), label="name")
         near = mtus(segs) if self.frozen else revision_mtus(self.rev, segs, opts.get("mode"), opts.get("hmac"))
         mtu = data.draw(near, label="mtu")
         mac = data.draw(st.one_of(st.none(), st.integers(0, 2**48 - 1)), label="mac")
@@ -195,8 +202,7 @@ class FuzzMachine(RuleBasedStateMachine):
                  algo=d(st.sampled_from(("sha256", "sha1")), label="algo"), via=via)
 
     def do_vrf_add(self, data) -> None:
-        table = data.draw(st.sampled_from((mix.TABLE_ROUTED, mix.TABLE_ROUTED, mix.TABLE_MISSING, 0)),
-                          label="table")
+        table = data.draw(st.sampled_from(mix.vrf_tables()), label="table")
         self._do("vrf_add", name=mix.VRF, table=table, up=data.draw(st.booleans(), label="up"))
 
     def do_link(self, data) -> None:

@@ -4,8 +4,8 @@ step changes the node's wanted devices, SIDs and HMAC keys and restarts its
 process through the lab engine's RefDatapath; the kernel-side settings of
 its TAP devices (bridge, up, MTU) are made again after each restart.
 
-Steps srl2_ref has no surface for are not generated for it (`lacks`,
-docs/fuzz.md "Two datapaths"): raw SRH bytes, change requests (its
+Steps srl2_ref has no surface for are not generated for it (`lacks`;
+docs/fuzz.md "What it drives", "Revisions"): raw SRH bytes, change requests (its
 devices are made at start-up: no changelink, so no change_flowing either),
 netns moves, and VRFs (srl2_ref does not model a VRF's table, and the
 host kernels it runs on have no VRF to build one with)."""
