@@ -757,3 +757,34 @@ def test_p2p_without_srl2_runs(tmp_path):
     assert out.startswith("lab up: p2p\n")
     assert set(lab_vars(out)) == {"hs_1", "hs_2", "rt_1", "rt_2"}
     assert left == []
+
+
+SR6_DEVICE = """\
+name: sr6r
+revision: sr6
+nodes:
+  rt-1:
+    kind: router
+    hmac_keys: {1: {secret: "s3cret x", algorithm: sha256}}
+    srl2:
+      s0: {segs: ["fcff:2::e", "fcff:3::d20"], mode: reduced, table: 100, hmac: 1}
+      s1: {segs: ["fcff:2::d20"]}
+"""
+
+
+def test_sr6_devices_in_the_revisions_ip_syntax():
+    """A topology of the second revision renders `type sr6 mode M segs ...
+    table N hmac K` (mode always: sr6 requires it), sets its HMAC keys with
+    `ip sr hmac set` fed the secret on stdin, and probes the sr6 link kind;
+    the same devices without revision-2 settings render as srl2 by default."""
+    from testbed import topology
+
+    script = render_script(topology.loads(SR6_DEVICE, "sr6r.yaml"))
+    assert 'link add dev s0 type sr6 mode reduced segs fcff:2::e,fcff:3::d20 table 100 hmac 1' in script
+    assert 'link add dev s1 type sr6 mode full segs fcff:2::d20' in script
+    assert "printf '%s\\n' 's3cret x' | ip -n \"$rt_1\" sr hmac set 1 sha256" in script
+    assert 'skip "this kernel has no sr6 link kind"' in script
+    assert "type sr6 mode full segs fc00::1" in script  # the probe
+    plain = render_script(topology.loads(SR6_DEVICE.replace("revision: sr6\n", "")
+                                         .replace(", mode: reduced, table: 100, hmac: 1", ""), "p.yaml"))
+    assert "type srl2 segs fcff:2::e,fcff:3::d20" in plain and "type sr6" not in plain

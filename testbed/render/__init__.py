@@ -55,12 +55,30 @@ _env = jinja2.Environment(
 # ---- public API -------------------------------------------------------------
 
 
-def render_script(topo: model.Topology, with_checks: bool = False) -> str:
+def script_revision(topo: model.Topology, revision: str | None = None):
+    """The revision whose `ip` syntax the script speaks: the one asked for
+    (--revision, else the topology's `revision:`), else the oldest that has
+    everything the topology asks for (a script may run on any kernel: it
+    probes for that revision's device and SKIPs without it)."""
+    from testbed import revisions
+    from testbed.topology.revision import revision_errors
+
+    asked = revision or (topo.revision if topo.revision != "auto" else None)
+    if asked and asked != "auto":
+        return revisions.get(asked)
+    return next((r for r in revisions.all_revisions() if not revision_errors(topo, r)),
+                revisions.all_revisions()[0])
+
+
+def render_script(topo: model.Topology, with_checks: bool = False, revision: str | None = None) -> str:
     """A standalone bash script that builds `topo` with iproute2 (see
     lab.sh.j2); `with_checks`, it then runs the topology's checks and
     reports them as KTAP (checks.sh.j2): a selftest.  Without, it only
-    builds (what the bring-up benchmark and the engine comparison time)."""
-    plan = Plan(topo)
+    builds (what the bring-up benchmark and the engine comparison time).
+    The devices are written in the `ip` syntax of `revision`
+    (script_revision)."""
+    rev = script_revision(topo, revision)
+    plan = Plan(topo, rev)
     sections = plan.build()
     var = plan.var
     header = "\n".join(ascii.comment(ascii.render(topo)))
@@ -90,6 +108,8 @@ def render_script(topo: model.Topology, with_checks: bool = False) -> str:
         sections=sections,
         needs_srl2=topo.needs_srl2,
         needs_srl2_kind=needs_srl2_kind,
+        kind=rev.kind,
+        probe_mode="mode full " if len(rev.modes) > 1 else "",
         uses_dt2u=uses_dt2u,
         needs_vlan_filtering=needs_vlan_filtering,
         encap_modes=encap_modes,

@@ -89,8 +89,12 @@ class Plan:
     """The sections of commands for one topology (`build()`), the namespace
     variable of each node, and whether the `bridge` command is needed."""
 
-    def __init__(self, topo: model.Topology):
+    def __init__(self, topo: model.Topology, revision=None):
+        from testbed import revisions
+
         self.topo = topo
+        # the series' revision whose `ip` syntax the devices are written in
+        self.revision = revision or revisions.get("srl2")
         self.var = ns_variables(topo)
         self.sections: list[Section] = []
         self.needs_bridge_cmd = False
@@ -135,6 +139,15 @@ class Plan:
                         continue  # an srl2 device: made and enslaved below
                     b.commands.extend(self._port(node, br, port))
 
+        keyed = [n for n in nodes if n.hmac_keys]
+        if keyed:  # `ip sr hmac set` reads the secret from its standard input
+            s = self.section("HMAC keys (ip sr hmac)")
+            for node in keyed:
+                for key in node.hmac_keys.values():
+                    s.add(f"{node.name}: hmac key {key.keyid}{_at(key.where)}",
+                          "printf '%s\\n' " + sh(key.secret) + " | " +
+                          self.ip(node.name, "sr", "hmac", "set", key.keyid, key.algorithm).removeprefix("run "))
+
         srl2_nodes = [n for n in nodes if n.srl2]
         if srl2_nodes:
             s = self.section("srl2 devices (each a bridge port where asked)")
@@ -145,8 +158,16 @@ class Plan:
                         cmd += ["mtu", dev.mtu]
                     if dev.mac:
                         cmd += ["address", dev.mac]
-                    cmd += ["type", "srl2", "segs", ",".join(str(a) for a in dev.segs)]
-                    b = s.add(f"{node.name}: srl2 {dev.name}{_at(dev.where)}", self.ip(node.name, *cmd))
+                    cmd += ["type", self.revision.kind]
+                    if len(self.revision.modes) > 1:  # required where there is a choice
+                        cmd += ["mode", dev.mode or self.revision.modes[0]]
+                    cmd += ["segs", ",".join(str(a) for a in dev.segs)]
+                    if dev.table is not None:
+                        cmd += ["table", dev.table]
+                    if dev.hmac is not None:
+                        cmd += ["hmac", dev.hmac]
+                    b = s.add(f"{node.name}: {self.revision.kind} {dev.name}{_at(dev.where)}",
+                              self.ip(node.name, *cmd))
                     for br in node.bridges.values():
                         ports = [p for p in br.ports if p.name == dev.name]
                         if dev.bridge == br.name and not ports:
