@@ -56,3 +56,10 @@ def test_counters_per_error():
     assert SR6.counters.loop == ("collisions", "tx_errors")
     assert SR6.counters.no_route == ("tx_carrier_errors", "tx_errors")
     assert {d.id for d in SR6.differs} >= {"L1", "L2", "N4", "N6", "E6"}
+
+
+def test_one_sid_reduced_with_hmac_keeps_its_whole_srh():
+    """Linux's reduced encapsulation leaves the SRH out only when there is
+    nothing else to carry; with an HMAC TLV one SID keeps it all (measured
+    on the sr6 kernel: MTU 1382, as full mode)."""
+    assert SR6.has_srh(1, "reduced", hmac=True) and SR6.default_mtu(1, "reduced", hmac=True) == 1382

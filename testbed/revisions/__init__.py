@@ -37,6 +37,8 @@ class Counters:
     loop: tuple[str, ...]       # the route to the first SID leads back into the device
     no_route: tuple[str, ...]   # no route at all (ENETUNREACH)
     reject: tuple[str, ...]     # a reject route: unreachable, prohibit, blackhole
+    encap_error: tuple[str, ...] = ("tx_errors",)  # the encapsulation failed (e.g. an unknown HMAC key)
+    send_error: tuple[str, ...] = ("tx_errors", "tx_dropped")  # the packet could not be sent
 
 
 @dataclass(frozen=True)
@@ -70,21 +72,25 @@ class Revision:
 
     # ---- the SRH and the MTU -------------------------------------------
 
-    def srh_segments(self, nsegs: int, mode: str) -> int:
+    def srh_segments(self, nsegs: int, mode: str, hmac: bool = False) -> int:
         """Segments in the SRH on the wire: all of them, or without the
-        first one in reduced mode (RFC 8986 §5.4: it is only in the DA)."""
-        return nsegs - 1 if mode == "reduced" else nsegs
+        first one in reduced mode (RFC 8986 §5.4: it is only in the DA);
+        one SID with an HMAC TLV keeps its whole SRH (as Linux's reduced
+        encapsulation does: measured on the sr6 kernel)."""
+        if mode == "reduced" and not (nsegs == 1 and hmac):
+            return nsegs - 1
+        return nsegs
 
     def has_srh(self, nsegs: int, mode: str, hmac: bool = False) -> bool:
         """Reduced mode with one SID and nothing else to carry has no SRH at all."""
-        return self.srh_segments(nsegs, mode) > 0 or hmac
+        return self.srh_segments(nsegs, mode, hmac) > 0 or hmac
 
     def overhead(self, nsegs: int, mode: str = "full", hmac: bool = False) -> int:
         """Bytes the encapsulation adds to a frame, Ethernet header included
         (the device's MTU is the underlay's less this)."""
         srh = 0
         if self.has_srh(nsegs, mode, hmac):
-            srh = SRH_FIXED + 16 * self.srh_segments(nsegs, mode) + (HMAC_TLV_LEN if hmac else 0)
+            srh = SRH_FIXED + 16 * self.srh_segments(nsegs, mode, hmac) + (HMAC_TLV_LEN if hmac else 0)
         return IPV6_HLEN + srh + ETH_HLEN
 
     def default_mtu(self, nsegs: int, mode: str = "full", hmac: bool = False) -> int:

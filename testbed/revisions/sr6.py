@@ -32,7 +32,8 @@ REVISION = Revision(
     # error + error, any other (a reject route's EHOSTUNREACH, EACCES,
     # EINVAL; a missing table) as an error only.
     counters=Counters(loop=("collisions", "tx_errors"), no_route=("tx_carrier_errors", "tx_errors"),
-                      reject=("tx_errors",)),
+                      reject=("tx_errors",), encap_error=("tx_errors",),
+                      send_error=("tx_errors", "tx_aborted_errors")),
     tx_bytes_inner=True,
     rx_on_l2dev=True,
     l2dev_word="sr6",

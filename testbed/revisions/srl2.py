@@ -24,7 +24,9 @@ REVISION = Revision(
     creation_mtu=False,       # ignored: the computed MTU wins (N4, a finding)
     mtu_clamped=False,        # 1500 - overhead wraps from 90 SIDs on (S3's crash)
     counters=Counters(loop=("collisions", "tx_dropped"), no_route=("tx_carrier_errors", "tx_dropped"),
-                      reject=("tx_carrier_errors", "tx_dropped")),
+                      reject=("tx_carrier_errors", "tx_dropped"),
+                      # srl2 has no HMAC; a failed send: as the reference always counted it
+                      encap_error=("tx_errors", "tx_dropped"), send_error=("tx_errors", "tx_dropped")),
     tx_bytes_inner=True,      # what the patch means to count (N7: it counts +162 more, a finding)
     rx_on_l2dev=False,
     l2dev_word="srl2",
