@@ -77,6 +77,8 @@ class Step:
             nodes.add("hs")  # br0 and its port veth-hs
         if a.get("table") == TABLE_ROUTED:
             nodes.add("up")  # that table's route goes through veth-up
+        if self.op == "change_flowing" or (self.op == "hmac_key" and a.get("via")):
+            nodes.add("up")  # the frames they send out of a device go to the underlay
         return nodes
 
 
