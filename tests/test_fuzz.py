@@ -413,8 +413,11 @@ def test_fuzz_on_a_kernel_without_srl2_refuses_up_front_as_up_does(tmp_path):
 
 
 def test_fuzz_results_are_ignored_by_git():
-    p = subprocess.run(["git", "check-ignore", "-q", "fuzz-results/fuzz-summary.txt"], cwd=ROOT)
-    assert p.returncode == 0, "fuzz-results/ (testbed fuzz's default --out) is not in .gitignore"
+    """Read .gitignore itself: a checkout without git (a tarball, the
+    stock-Debian chroot, which has no git) must pass this too."""
+    patterns = {ln.strip() for ln in (ROOT / ".gitignore").read_text().splitlines()}
+    assert patterns & {"fuzz-results/", "/fuzz-results/", "fuzz-results"}, \
+        "fuzz-results/ (testbed fuzz's default --out) is not in .gitignore"
 
 
 def test_the_kernel_features_the_cli_asks_for_are_those_the_fuzzer_drives():
