@@ -196,7 +196,9 @@ class FuzzMachine(RuleBasedStateMachine):
     def do_hmac_key(self, data) -> None:
         d = data.draw
         text = st.text(SECRET_CHARS, min_size=1, max_size=63)
-        secret = d(st.one_of(st.none(), text, text, text), label="secret")  # None: delete the key
+        # None: delete the key; not first, hypothesis' favourite branch (25 of
+        # 38 hmac_key steps deleted a key that was not there with it first)
+        secret = d(st.one_of(text, st.none(), text, text), label="secret")
         via = d(st.one_of(st.none(), st.sampled_from(NAMES)), label="via")
         self._do("hmac_key", k=d(st.sampled_from(mix.KEY_IDS), label="k"), secret=secret,
                  algo=d(st.sampled_from(("sha256", "sha1")), label="algo"), via=via)
