@@ -55,7 +55,10 @@ PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SELEC
 
 # entry point -> (command, latest moment of the signal in seconds).  The
 # moments span start-up, collection, workers starting, labs being built,
-# traffic, teardown and (sometimes) the end of the run.
+# traffic, teardown and (sometimes) the end of the run.  A machine where a
+# run is faster than that gets moments within 90 % of its measured run
+# (test_interrupted_runs_leave_nothing_behind times one clean run of each
+# entry first): most signals must land mid-run.
 ENTRIES = {
     "pytest": (PYTEST, 9.0),
     "pytest -n 2": (PYTEST + ["-n", "2"], 12.0),
@@ -78,6 +81,7 @@ class Trial:
     rc: int | None = None
     delivered: bool = False  # False: the run had ended before the signal
     settle: float = 0.0
+    ran: float = 0.0  # seconds from the start of the run to its end
     leaks: list[str] = dataclasses.field(default_factory=list)
 
     def row(self) -> str:
@@ -86,15 +90,19 @@ class Trial:
                 f"settled in {self.settle:4.1f} s  leaks: {', '.join(self.leaks) or 'none'}")
 
 
-def trials(seed: int, n: int) -> list[Trial]:
-    """n trials spread over every (entry point, signal) pair, moments at random."""
+def trials(seed: int, n: int, latest: dict[str, float] | None = None) -> list[Trial]:
+    """n trials spread over every (entry point, signal) pair, moments at
+    random, at most `latest[entry]` seconds after the start (default: the
+    ENTRIES' moments; the lab window is at most half of that)."""
+    latest = {e: min(ENTRIES[e][1], (latest or {}).get(e, ENTRIES[e][1])) for e in ENTRIES}
     rng = random.Random(seed)
     pairs = [(e, s, a) for a in ("start", "lab") for e in ENTRIES for s in SIGNALS]
     rng.shuffle(pairs)
     chosen = [pairs[i % len(pairs)] for i in range(n)]
     # From the start: start-up, collection, workers starting.  From the
     # first lab record: labs being built, traffic, teardown, the next test.
-    return [Trial(e, s, round(rng.uniform(0.0, ENTRIES[e][1] if a == "start" else LAB_WINDOW), 2), a)
+    return [Trial(e, s, round(rng.uniform(0.0, latest[e] if a == "start" else min(LAB_WINDOW, latest[e] / 2)), 2),
+                  a)
             for e, s, a in chosen]
 
 
@@ -141,6 +149,7 @@ def run_trial(trial: Trial, workdir: str) -> Trial:
         with open(errfile, "wb") as errf:
             run = subprocess.Popen(enter + cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=errf)
+        started = time.monotonic()
         if trial.anchor == "lab":
             until(lambda: run.poll() is not None or has_record(state_dir), 120)
         try:
@@ -150,6 +159,7 @@ def run_trial(trial: Trial, workdir: str) -> Trial:
             trial.delivered = True
         try:
             trial.rc = run.wait(120)
+            trial.ran = time.monotonic() - started
         except subprocess.TimeoutExpired:
             trial.leaks.append("the run did not end within 120 s of its signal")
             run.kill()
@@ -209,15 +219,20 @@ def test_interrupted_runs_leave_nothing_behind():
     seed = int(os.environ.get("TESTBED_INTERRUPT_SEED") or random.randrange(1 << 32))
     n = int(os.environ.get("TESTBED_INTERRUPT_TRIALS", "30"))
     print(f"\ninterruption trials: seed {seed} (TESTBED_INTERRUPT_SEED={seed} repeats them), {n} runs")
-    planned = trials(seed, n)
     # A short directory: the runs' state directories hold the reference
     # datapath's control sockets, and AF_UNIX paths end at 108 bytes.
     workdir = tempfile.mkdtemp(prefix="tbi-")
     try:
         with ThreadPoolExecutor(2) as pool:  # two runs at a time: each is mostly waiting
+            # one clean run of each entry: how long a run lasts on this machine
+            clean = list(pool.map(lambda e: run_trial(Trial(e, signal.SIGTERM, 1e6), workdir), ENTRIES))
+            latest = {tr.entry: 0.9 * tr.ran for tr in clean}
+            print("clean runs: " + ", ".join(f"{tr.entry} {tr.ran:.1f} s" for tr in clean))
+            planned = trials(seed, n, latest)
             done = list(pool.map(lambda tr: run_trial(tr, workdir), planned))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    assert not [tr for tr in clean if tr.leaks or tr.rc != 0], "\n".join(tr.row() for tr in clean)
     for tr in done:
         print("  " + tr.row())
     delivered = sum(tr.delivered for tr in done)
