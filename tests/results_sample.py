@@ -3,7 +3,7 @@ outcome, per-ID checks (one failing, one note), a crash with its kernel
 lines, a lab picture and a pcap."""
 from __future__ import annotations
 
-from testbed.results.record import Case, Crash, Header, Record
+from testbed.results.record import Case, Crash, Header, Record, RecordWriter
 
 RELEASE = "6.12.117-srl2rfc"
 
@@ -60,3 +60,12 @@ def sample(nodeprefix: str = "cases/", datapath: str = "kernel") -> Record:
                     datapaths=[datapath], spec="linux", started="2026-12-02T08:00:00Z")
     return Record(headers=[header, Header(boot=2, release=RELEASE, machine="guest")], cases=cases,
                   path="sample.jsonl")
+
+
+def write_record(path, record) -> str:
+    """`record` written to `path` as a run writes it; the path as a string."""
+    w = RecordWriter(str(path), record.headers[0])
+    for case in record.cases:
+        w.write(case)
+    w.close()
+    return str(path)

@@ -15,15 +15,7 @@ from testbed.catalogue import CLAUSES
 from testbed.results import compare, findings, html, junit, ktap, resume
 from testbed.results.record import Case, Header, RecordError, RecordWriter, parse_lines, read
 from testbed.results.verdicts import catalogue_table, id_verdicts
-from tests.results_sample import CRASH, H5_CLAUSE, RELEASE, sample
-
-
-def write_record(path, record) -> str:
-    w = RecordWriter(str(path), record.headers[0])
-    for case in record.cases:
-        w.write(case)
-    w.close()
-    return str(path)
+from tests.results_sample import CRASH, H5_CLAUSE, RELEASE, sample, write_record
 
 
 # ---- the record -----------------------------------------------------------

@@ -12,8 +12,8 @@ import pytest
 
 from testbed.cli import main
 from testbed.results import ktap
-from testbed.results.record import Case, RecordError, RecordWriter, read
-from tests.results_sample import CRASH, RELEASE, sample
+from testbed.results.record import Case, RecordError, read
+from tests.results_sample import CRASH, RELEASE, sample, write_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = os.path.join(ROOT, "baselines", "srl2-rfc-6.12.jsonl")
@@ -26,14 +26,6 @@ FIRST = '{"type": "header", "format": "srl2-testbed-record", ...}'
 def case_line(**fields) -> str:
     return json.dumps({"type": "case", "nodeid": "cases/test_a.py::test_a[kernel]", "outcome": "passed",
                        **fields})
-
-
-def write_record(path, record) -> str:
-    w = RecordWriter(str(path), record.headers[0])
-    for case in record.cases:
-        w.write(case)
-    w.close()
-    return str(path)
 
 
 # (record file's bytes, the error after "FILE:")
