@@ -108,6 +108,21 @@ def delta(ref, before: dict, name: str) -> dict:
     return {k: now[k] - before[name][k] for k in now if now[k] != before[name][k]}
 
 
+def across(lab, frame: bytes, marker: bytes) -> tuple[dict, bytes, bytes]:
+    """Send `frame` from h1 with captures armed on b's underlay and on h2:
+    (b's counters before, the packet on the wire, the frame h2 got)."""
+    wire, h2 = Capture(lab["ns"]["b"], "eth-a", ETH_P_IPV6), Capture(lab["ns"]["h2"], "eth0")
+    try:
+        before = lab["ref_b"].counters()
+        send_frame(lab["ns"]["h1"], "eth0", frame)
+        pkt, _ = wire.until(lambda f: marker in f)
+        got, _ = h2.until(lambda f: marker in f)
+    finally:
+        wire.close()
+        h2.close()
+    return before, pkt, got
+
+
 def test_wire_bytes_are_the_sr6_kernels(lab):
     """R1/R4 differential: one broadcast frame flooded into nine devices
     (full and reduced, 1-3 SIDs, HMAC SHA-256 and SHA-1) leaves as the nine
@@ -134,15 +149,7 @@ def test_reduced_one_sid_crosses_dt2u_and_counts_rx_on_the_sr6_l2dev(lab):
     marker = b"R1-red1-%d" % time.monotonic_ns()
     frame = raw_frame(marker)
     with devices_on_a(lab, [{"name": "d-red1", "segs": ["fcff:2::1"], "mode": "reduced"}]):
-        wire, h2 = Capture(lab["ns"]["b"], "eth-a", ETH_P_IPV6), Capture(lab["ns"]["h2"], "eth0")
-        try:
-            before = rb.counters()
-            send_frame(lab["ns"]["h1"], "eth0", frame)
-            pkt, _ = wire.until(lambda f: marker in f)
-            got, _ = h2.until(lambda f: marker in f)
-        finally:
-            wire.close()
-            h2.close()
+        before, pkt, got = across(lab, frame, marker)
     ip6 = pkt[14:]
     assert (ip6[6], int.from_bytes(ip6[4:6], "big"), IPv6Address(ip6[24:40])) == (143, len(frame),
                                                                                   IPv6Address("fcff:2::1"))
@@ -163,22 +170,14 @@ def test_reduced_srh_crosses_a_transit_end(lab):
     marker = b"R1-end-%d" % time.monotonic_ns()
     frame = raw_frame(marker)
     with devices_on_a(lab, [{"name": "d-red-end", "segs": ["fcff:2::e", "fcff:3::d20"], "mode": "reduced"}]):
-        wire, h2 = Capture(lab["ns"]["b"], "eth-a", ETH_P_IPV6), Capture(lab["ns"]["h2"], "eth0")
-        try:
-            before = rb.counters()["sids"]
-            send_frame(lab["ns"]["h1"], "eth0", frame)
-            pkt, _ = wire.until(lambda f: marker in f)
-            got, _ = h2.until(lambda f: marker in f)
-        finally:
-            wire.close()
-            h2.close()
+        before, pkt, got = across(lab, frame, marker)
     assert IPv6Address(pkt[38:54]) == IPv6Address("fcff:2::e")
     srh = pkt[54:54 + 24]
     assert (srh[0], srh[1], srh[3], srh[4]) == (143, 2, 1, 0) and IPv6Address(srh[8:24]) == IPv6Address("fcff:3::d20")
     assert got == frame
     after = rb.counters()["sids"]
-    assert after["fcff:2::e"]["packets"] == before["fcff:2::e"]["packets"] + 1
-    assert after["fcff:3::d20"]["packets"] == before["fcff:3::d20"]["packets"] + 1
+    assert after["fcff:2::e"]["packets"] == before["sids"]["fcff:2::e"]["packets"] + 1
+    assert after["fcff:3::d20"]["packets"] == before["sids"]["fcff:3::d20"]["packets"] + 1
 
 
 def test_hmac_is_checked_at_the_far_end(lab):
