@@ -1,7 +1,8 @@
 """pytest plugin of srl2 testbed (registered by the top-level conftest.py).
 
 - options: --datapath ref|kernel|both|auto, --spec linux|rfc8986, --ktap FILE,
-  --catalogue, --results DIR, --record FILE, --ref-fault NAME;
+  --catalogue, --results DIR, --record FILE, --shard K/N, --shard-durations RECORD,
+  --ref-fault NAME;
 - markers: conformance(*IDS), kernel_only(reason), needs(*features);
 - fixtures: `datapath` (parametrised by --datapath, skipping with the
   probe's reason where a datapath lacks what the case needs), `lab` (labs
@@ -23,7 +24,7 @@ from dataclasses import asdict
 import pytest
 
 from testbed.catalogue import CATALOGUE
-from testbed.results import resume
+from testbed.results import resume, shard
 from testbed.results.session import Reporter, choose_record, crash_message, resume_items
 
 _RECORD = pytest.StashKey[tuple]()
@@ -53,6 +54,12 @@ def pytest_addoption(parser) -> None:
                     help="revision of the series under test (testbed.revisions): auto = what the "
                          "kernel has (the newest), else srl2; the reference models the one asked for "
                          "(default: $TESTBED_REVISION, else auto)")
+    group.addoption("--shard", type=shard.option_type, default=None, metavar="K/N",
+                    help="run shard K of N (from 1): a split of the selected cases every job computes alike, "
+                         "balanced by --shard-durations; `testbed report` merges the shards' records")
+    group.addoption("--shard-durations", metavar="RECORD",
+                    help="weigh the cases of --shard by their durations in this record (e.g. the baseline); "
+                         "default: equal weights")
     group.addoption("--ref-fault", action="append", default=[], metavar="NAME",
                     help="run the reference datapath deliberately broken (tests of the suite itself): "
                          "sid_travel_order, copy_inner_hoplimit, no_loop_check, no_decap_sl_check")
@@ -109,12 +116,14 @@ def pytest_generate_tests(metafunc) -> None:
         metafunc.parametrize("datapath", dps, ids=dps, indirect=True)
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: a shard is a part of what they selected
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         for mark in item.iter_markers("conformance"):
             unknown = [i for i in mark.args if i not in CATALOGUE]
             if unknown:
                 raise pytest.UsageError(f"{item.nodeid}: unknown catalogue IDs {unknown}")
+    shard.deselect(config, items)  # on the whole selection, before resuming drops what is done
     path, resuming = config.stash[_RECORD]
     if resuming:
         resume_items(config, items, path)

@@ -56,10 +56,14 @@ class Header:
     spec: str = "linux"
     revision: str = ""         # of the series the devices were (testbed.revisions); "" in older records
     started: str = ""          # UTC, ISO 8601
+    shard: str = ""            # "K/N" of a run split in shards (--shard), else ""
     argv: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"type": "header", "format": FORMAT, "version": VERSION, **asdict(self)}
+        data = asdict(self)
+        if not self.shard:  # an unsharded run's header reads as it always has
+            del data["shard"]
+        return {"type": "header", "format": FORMAT, "version": VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Header":
@@ -170,7 +174,8 @@ class Record:
 _STRINGS = [str]
 HEADER_FIELDS: dict[str, Any] = {
     "format": (FORMAT,), "version": (VERSION,), "boot": int, "release": str, "machine": str, "hostname": str,
-    "datapath": str, "datapaths": _STRINGS, "spec": str, "revision": str, "started": str, "argv": _STRINGS}
+    "datapath": str, "datapaths": _STRINGS, "spec": str, "revision": str, "started": str, "shard": str,
+    "argv": _STRINGS}
 CASE_FIELDS: dict[str, Any] = {
     "nodeid": str, "outcome": OUTCOMES, "ids": _STRINGS, "datapath": str, "skip_reason": str, "message": str,
     "checks": [{"id": str, "clause": str, "verdict": VERDICTS, "what": str, "expected": str, "seen": str}],

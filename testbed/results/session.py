@@ -101,7 +101,8 @@ class Reporter:
             machine="guest" if os.environ.get("TESTBED_VM") == "1" else "host",
             hostname=socket.gethostname(), datapath=config.getoption("datapath"),
             datapaths=self.datapaths(config), spec=config.getoption("spec"),
-            revision=_revision(), started=_now(), argv=list(sys.argv[1:]))
+            revision=_revision(), started=_now(), shard=str(config.getoption("shard") or ""),
+            argv=list(sys.argv[1:]))
         if self.path:
             self.writer = RecordWriter(self.path, self.header, resume=self.resuming)
 
