@@ -1,4 +1,4 @@
-"""testbed compare BASELINE NEW [--json] [--allow-missing] [--by-clause] [--html FILE]
+"""testbed compare BASELINE NEW [NEW...] [--baseline PART] [--json] [--allow-missing] [--by-clause] [--html FILE]
 
 A run against a baseline run (docs: README, "Results, reports and
 comparisons"): newly failing, new crashes, fixed, unchanged findings, cases
@@ -6,6 +6,11 @@ missing or new.  Exit status 1 when something newly fails or crashes, when
 cases of the baseline are missing from NEW (or NEW's last line was cut
 short) unless --allow-missing, when NEW has no case at all, and when a
 record cannot be read; 0 otherwise: a CI step as it stands.
+
+Several NEW records (the shards of a run, --shard K/N) are merged into the
+record of one run first, and so is BASELINE with each --baseline PART
+(testbed/results/merge.py); records that are not parts of one run are an
+error (exit 1).
 
 When the two records are of different revisions of the series (their
 headers' `revision`, "" meaning srl2), or with --by-clause, the comparison
@@ -21,7 +26,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="compare the record of a run with a baseline record; exit 1 when "
                                        "something newly fails or crashes, or cases of the baseline are missing")
     p.add_argument("baseline", help="the baseline record (e.g. baselines/srl2-rfc-6.12.jsonl)")
-    p.add_argument("new", help="the record of the new run")
+    p.add_argument("new", nargs="+",
+                   help="the record of the new run; several: the records of its shards, merged into one run")
+    p.add_argument("--baseline", dest="baseline_parts", action="append", default=[], metavar="PART",
+                   help="another record of the baseline run (a sharded baseline), merged with BASELINE; "
+                        "may be given several times")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--allow-missing", action="store_true",
                    help="compare what ran: cases of the baseline missing from NEW do not fail the comparison "
@@ -37,10 +46,13 @@ def run(args) -> int:
     import json
     import sys
 
-    from testbed.results import across, compare
-    from testbed.results.record import read
+    from testbed.results import across, compare, merge
 
-    baseline, new = read(args.baseline), read(args.new)
+    baseline = merge.read_all([args.baseline, *args.baseline_parts])
+    new = merge.read_all(args.new)
+    for rec in (baseline, new):
+        for line in merge.notes(rec):
+            print(f"testbed compare: {line}", file=sys.stderr)
     by_clause = args.by_clause or across.differ(baseline, new)
     for rec in (baseline, new):
         if rec.truncated and (by_clause or rec is baseline):

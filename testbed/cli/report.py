@@ -1,9 +1,12 @@
-"""testbed report RECORD [--text | --json] [--html FILE] [--junit FILE] [--ktap FILE] [--catalogue] [--exit-zero]
+"""testbed report RECORD [RECORD...] [--text | --json] [--html FILE] [--junit FILE] [--ktap FILE] [--catalogue]
+                [--exit-zero]
 
 Everything a run's record gives (docs: README, "Results, reports and
 comparisons"): the findings text to paste into a reply, the HTML page,
 JUnit and KTAP for CI, the catalogue table, a JSON summary.  With no
-option: the text.
+option: the text.  Several records (the shards of a run, --shard K/N) are
+merged into the record of one run first (testbed/results/merge.py); records
+that are not parts of one run are an error.
 
 Exit status, for a CI step: 0 when the run is clean (at least one case,
 none failed, crashed or in error, no case lost to a last line cut short),
@@ -18,7 +21,9 @@ from __future__ import annotations
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="findings text, HTML page, JUnit, KTAP, JSON summary from the record of a run; "
                                       "exit 1 when the run has failures, crashes or errors")
-    p.add_argument("record", help="the record of a run (record.jsonl: pytest --record, or testbed vm's --out)")
+    p.add_argument("record", nargs="+",
+                   help="the record of a run (record.jsonl: pytest --record, or testbed vm's --out); several: "
+                        "the records of its shards, merged into one run")
     p.add_argument("--text", action="store_true", help="print the findings as plain text (the default)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON summary instead: counts per outcome, failing cases and IDs, crashes, "
@@ -38,13 +43,14 @@ def run(args) -> int:
     import sys
 
     from testbed.cli import UsageError
-    from testbed.results import findings, html, junit, ktap
-    from testbed.results.record import read
+    from testbed.results import findings, html, junit, ktap, merge
     from testbed.results.verdicts import catalogue_table
 
     if args.json and (args.text or args.catalogue):
         raise UsageError("--json prints the summary alone: not with --text or --catalogue")
-    record = read(args.record)
+    record = merge.read_all(args.record)
+    for line in merge.notes(record):
+        print(f"testbed report: {line}", file=sys.stderr)
     status = 0 if args.exit_zero else findings.exit_status(record)
     wrote = []
     for path, module in ((args.html, html), (args.junit, junit), (args.ktap, ktap)):
