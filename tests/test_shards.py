@@ -345,6 +345,26 @@ def test_the_workflow_runs_the_shards_as_the_readme_says():
         assert os.path.exists(os.path.join(ROOT, "baselines", f"{kernel}.jsonl"))
 
 
+def test_the_readmes_gitlab_recipe_is_yaml_whose_scripts_pass_shellcheck(tmp_path):
+    import yaml
+
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text[text.index("### Sharding"):]
+    jobs = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    assert jobs["merge"]["needs"] == ["shard"]
+    lines = [line for job in jobs.values() for line in job["script"]]
+    assert any('--shard "$SHARD/2"' in line for line in lines)
+    assert any(line.startswith("testbed report ") for line in lines)
+    assert any(line.startswith("testbed compare ") for line in lines)
+    check = shutil.which("shellcheck", path=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}")
+    if check is None:
+        pytest.skip("no shellcheck (pip install -e '.[lint]')")
+    script = tmp_path / "gitlab.sh"
+    script.write_text("#!/bin/bash\n" + "\n".join(lines) + "\n")
+    p = subprocess.run([check, str(script)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout
+
+
 # ---- the proof: two shards merged = the unsharded run --------------------
 
 PROOF = ["cases/test_headers.py", "cases/test_sid_order.py", "-k", "not segment_lists and not 127 and not one_sid",
