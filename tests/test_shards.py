@@ -199,8 +199,9 @@ def test_a_case_in_two_records_is_refused_unless_the_same(tmp_path):
 
 def test_the_same_file_or_shard_twice_and_shards_of_two_splits_are_refused(tmp_path):
     a, b = halves(tmp_path)
-    with pytest.raises(merge.MergeError, match=f"^{re.escape(a)}: given twice$"):
-        merge.read_all([a, a])
+    for given in ([a, a], [a, b, a]):
+        with pytest.raises(merge.MergeError, match=f"^{re.escape(a)}: given twice$"):
+            merge.read_all(given)
     again = write(tmp_path / "again.jsonl", [header(shard="1/2")], [])
     with pytest.raises(merge.MergeError, match=f"^{re.escape(a)} and {re.escape(again)} are both shard 1/2$"):
         merge.read_all([a, again])

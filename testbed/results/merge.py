@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from testbed import revisions
 from testbed.results.record import Case, Header, Record, RecordError, read
 
 SEPARATOR = " + "   # between the files' names in the merged record's path
@@ -30,7 +31,7 @@ class MergeError(RecordError):
 # Header fields that say what was tested: parts of one run agree on them.
 def _under_test(h: Header) -> dict[str, str]:
     return {"kernel release": h.release or "?",
-            "revision": h.revision or "srl2",   # older records have none: the first revision
+            "revision": h.revision or revisions.NAMES[0],   # older records have none: the first revision
             "datapath": ",".join(h.datapaths) or h.datapath or "-",
             "spec": h.spec}
 
@@ -52,11 +53,12 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _check_headers(records: list[Record]) -> None:
+    for i, rec in enumerate(records):
+        if any(rec.path and other.path and _same_file(rec.path, other.path) for other in records[:i]):
+            raise MergeError(f"{rec.path}: given twice")
     first = records[0]
     want = _under_test(first.header)
     for rec in records[1:]:
-        if rec.path and first.path and _same_file(rec.path, first.path):
-            raise MergeError(f"{rec.path}: given twice")
         have = _under_test(rec.header)
         for name, value in want.items():
             if have[name] != value:
