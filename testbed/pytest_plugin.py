@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -279,27 +280,6 @@ def _reap_stale_labs():
     yield
 
 
-@pytest.fixture(autouse=True)
-def _crash_suspects_take_turns(request):
-    """On a resumed boot, the cases that were open when the kernel crashed
-    run one at a time, so that a crash they cause again names one case:
-    an exclusive flock across -n workers, on the temp directory itself
-    (local to the guest, unlike the 9p-shared results; nothing to remove)."""
-    import fcntl
-    import tempfile
-
-    _, suspects = getattr(request.config, "_testbed_suspects", ("", set()))
-    if request.node.nodeid not in suspects:
-        yield
-        return
-    turn = os.open(tempfile.gettempdir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(turn, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(turn)  # releases the turn
-
-
 @pytest.fixture
 def kernel_log():
     """testbed.kmsg.KernelLog of what the kernel logs during the case
@@ -353,15 +333,19 @@ def capture(request):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """In a `testbed vm` guest, mark each case's start and end in the kernel
-    log, so that a warning or oops is reported against the case that ran."""
+    log, so that a warning or oops is reported against the case that ran.
+    On a boot after a crash, the case first waits for its turn
+    (resume.Turns: suspects first and alone), outside its markers."""
     in_vm = os.environ.get("TESTBED_VM") == "1"
-    if in_vm:
-        from testbed.kmsg import case_marker, kmsg_marker
+    turns = getattr(item.config, "_testbed_turns", None)
+    with turns.turn(item.nodeid) if turns else contextlib.nullcontext():
+        if in_vm:
+            from testbed.kmsg import case_marker, kmsg_marker
 
-        kmsg_marker(case_marker("START", item.nodeid))
-    yield
-    if in_vm:
-        kmsg_marker(case_marker("END", item.nodeid))
+            kmsg_marker(case_marker("START", item.nodeid))
+        yield
+        if in_vm:
+            kmsg_marker(case_marker("END", item.nodeid))
 
 
 @pytest.hookimpl(tryfirst=True)

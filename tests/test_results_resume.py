@@ -135,3 +135,69 @@ def test_a_pytest_run_by_a_case_of_a_recorded_run_keeps_its_hands_off_the_record
     p = subprocess.run(pytest_cmd(suite), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1, p.stdout + p.stderr
     assert sorted(os.listdir(ran)) == ["crash", "done", "other", "rest"] and not os.listdir(out)
+
+
+TURNS_SUITE = textwrap.dedent('''\
+    import json, os, time
+
+    def ran(name):
+        start = time.time()
+        time.sleep(0.4)  # long enough that cases side by side would overlap
+        with open(os.path.join(os.environ["RAN_DIR"], name), "w") as f:
+            json.dump([start, time.time()], f)
+
+    def test_c():
+        ran("c")
+
+    def test_d():
+        ran("d")
+
+    def test_e():
+        ran("e")
+
+    def test_f():
+        ran("f")
+
+    def test_a():
+        ran("a")
+
+    def test_b():
+        ran("b")
+    ''')
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_suspects_run_first_alone_one_at_a_time(tmp_path, workers):
+    """A crash had a and b open (collected last): on the next boot they run
+    before every other case, never beside another case, and then the rest
+    runs (in parallel under -n).  Nothing of the turns is left in /tmp."""
+    suite = tmp_path / "test_turns.py"
+    suite.write_text(TURNS_SUITE)
+    out, ran = tmp_path / "out", tmp_path / "ran"
+    out.mkdir()
+    ran.mkdir()
+    collected = subprocess.run(pytest_cmd(suite, "--collect-only", "-q"), cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True)
+    prefix = collected.stdout.splitlines()[0].split("::")[0]
+    (out / "crashes.jsonl").write_text(json.dumps(
+        {"boot": 1, "kind": "BUG", "title": "two cases open", "open": [f"case {prefix}::test_a",
+                                                                        f"case {prefix}::test_b"]}) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBED_VM", "TESTBED_RECORD"))}
+    env.update(RAN_DIR=str(ran), TESTBED_VM_OUT=str(out), TESTBED_VM_BOOT="2", PYTHONPATH=ROOT,
+               TMPDIR=str(tmp_path))
+    p = subprocess.run(pytest_cmd(suite, *workers), cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    spans = {name: json.loads((ran / name).read_text()) for name in os.listdir(ran)}
+    assert sorted(spans) == ["a", "b", "c", "d", "e", "f"]
+    suspects_end = max(spans["a"][1], spans["b"][1])
+    for name in "cdef":
+        assert spans[name][0] >= suspects_end, (name, spans)  # only after the suspects
+    for s in "ab":
+        for other, (start, end) in spans.items():
+            if other != s:
+                assert end <= spans[s][0] or start >= spans[s][1], (s, other, spans)  # alone
+    if workers:  # and the rest in parallel again
+        assert any(spans[x][0] < spans[y][1] and spans[y][0] < spans[x][1]
+                   for x in "cdef" for y in "cdef" if x < y), spans
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("testbed-turns-")]  # removed at the end

@@ -52,7 +52,6 @@ def resume_items(config, items, path: str) -> None:
     crashes_path = os.path.join(out, resume.CRASHES_FILE)
     crashes = resume.read_crashes(crashes_path)
     crashed = resume.crashed_cases(crashes)
-    config._testbed_suspects = (crashes_path, resume.suspects(crashes))
     keep, drop = [], []
     for item in items:
         if item.nodeid in done:
@@ -63,7 +62,18 @@ def resume_items(config, items, path: str) -> None:
         keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    suspects = resume.suspects(crashes) & {item.nodeid for item in keep}
+    resume.suspects_first(keep, suspects)
+    items[:] = keep
+    # xdist's load scheduling (and a serial run) keep the order: suspects
+    # first; its other schedulers group cases otherwise (see Turns)
+    config._testbed_turns = resume.Turns(suspects, turns_key(crashes_path),
+                                         wait_first=config.getoption("dist", "no") in ("no", "load"))
+
+
+def turns_key(crashes_path: str) -> str:
+    """The same key in the controller and every worker of one boot's run."""
+    return f"{os.path.abspath(crashes_path)} boot {resume.boot_number()}"
 
 
 def crash_message(crash: Crash) -> str:
@@ -115,6 +125,9 @@ class Reporter:
             self.writer.write(case)
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if self.resuming and self.path:  # the suspects' turns (resume.Turns) are over
+            out = os.environ.get(resume.ENV_OUT) or os.path.dirname(os.path.abspath(self.path))
+            resume.Turns(set(), turns_key(os.path.join(out, resume.CRASHES_FILE))).remove()
         if self.writer and self.path:
             self.writer.close()
             self.record = read(self.path)  # the whole run, earlier boots included
