@@ -18,9 +18,10 @@
 #   VM_RFC_TIMEOUT    --timeout of all boots together (default 1800 s)
 #   VM_RFC_MAX_BOOTS  --max-boots (default 8)
 #   VM_RFC_WORKERS    pytest -n in the guest (default 2: the guest has 2 CPUs)
+#   VM_RFC_TESTS      what pytest runs (default cases/; e.g. @FILE: the nodeids in FILE)
 #   VM_RFC_PYTEST     extra pytest arguments, split on spaces (e.g. "-k not_slow")
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 KERNEL=${VM_RFC_KERNEL:-../shared/kernels/srl2-rfc-6.12/bzImage}
 say() { echo "vm-rfc: $*" >&2; }
@@ -35,10 +36,10 @@ mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 say "kernel $KERNEL; results in $OUT"
 
 t0=$(date +%s)
-# shellcheck disable=SC2086  # VM_RFC_PYTEST is a word list on purpose
+# shellcheck disable=SC2086  # VM_RFC_TESTS and VM_RFC_PYTEST are word lists on purpose
 python3 -m testbed.cli vm --kernel "$KERNEL" --memory 2G --cpus 2 --out "$OUT" \
     --timeout "${VM_RFC_TIMEOUT:-1800}" --max-boots "${VM_RFC_MAX_BOOTS:-8}" -- \
-    env "PATH=$(dirname "$KERNEL"):$PATH" python3 -m pytest cases/ --datapath kernel \
+    env "PATH=$(dirname "$KERNEL"):$PATH" python3 -m pytest ${VM_RFC_TESTS:-cases/} --datapath kernel \
     -p no:cacheprovider -n "${VM_RFC_WORKERS:-2}" -rfEs \
     --junitxml="$OUT/junit.xml" --ktap="$OUT/ktap.txt" --results="$OUT" ${VM_RFC_PYTEST:-}
 status=$?

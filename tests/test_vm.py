@@ -63,6 +63,9 @@ def test_vng_argv_software_emulation(tmp_path):
     assert argv[argv.index("--cwd") + 1] == "/src/proj"
     appended = [argv[i + 1] for i, a in enumerate(argv) if a == "--append"]
     assert "printk.devkmsg=on" in appended
+    # the root as vng mounts it, with the guest's page cache (the last rootflags= wins)
+    assert [a for a in appended if a.startswith("rootflags=")] == [
+        "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"]
     assert any(a.startswith("module_blacklist=") and "kvm_amd" in a for a in appended)
     assert "--rw" not in argv                                        # host root stays read-only
     assert argv[-2] == "--exec"
@@ -76,21 +79,28 @@ def test_vng_argv_kvm_qemu_verbose_cwd(tmp_path):
     assert argv[argv.index("--cwd") + 1] == "/elsewhere"
 
 
-def test_guest_command_is_short_and_the_request_carries_the_command(tmp_path):
+def test_guest_command_is_short_and_the_request_carries_the_command(tmp_path, monkeypatch):
     """The command goes to the guest in RESULTS/vm-request.json: vng passes
     --exec on the kernel command line, which x86 cuts at 2048 bytes."""
     cmd = ["sh", "-c", "echo \"it's\" $HOME; exit 3" + " x" * 2000, "a b", "--datapath", "kernel"]
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     s = spec(tmp_path, command=cmd)
     line = vm.vng_argv(s)[-1]
     assert line == vm.guest_command(s) and len(line) < 300
     cd, _, rest = line.partition(" && exec ")
     assert shlex.split(cd) == ["cd", "/src/proj"]
-    assert shlex.split(rest) == ["env", "PYTHONPATH=/src/proj", "/usr/bin/python3", "-m", "testbed.vm",
+    assert shlex.split(rest) == ["env", "PYTHONPATH=/src/proj", "/usr/bin/python3", "-S", "-m", "testbed.vm",
                                  "guest", f"{s.out}/vm-request.json"]
     req = json.loads(json.dumps(vm.guest_request(s)))
     assert req["command"] == cmd and req["cwd"] == "/src/proj"
-    assert req["env"] == {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/src/proj", "TESTBED_TIME_SCALE": "10"}
+    assert req["env"] == {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/src/proj", "TESTBED_TIME_SCALE": "10",
+                          "PYTEST_ADDOPTS": "-p no:hypothesispytest"}
     assert vm.guest_request(spec(tmp_path, kvm=True))["env"]["TESTBED_TIME_SCALE"] == "1"
+
+
+def test_the_callers_pytest_addopts_go_to_the_guest_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-x")
+    assert vm.guest_request(spec(tmp_path))["env"]["PYTEST_ADDOPTS"] == "-x"
 
 
 def test_guest_runner_runs_the_request(tmp_path, monkeypatch):
@@ -514,3 +524,19 @@ def test_real_boot(tmp_path):
     assert "testbed: START case tests/fake.py::case[kernel]" in dmesg
     assert "testbed: vm command END status=3" in dmesg
     print(f"boot + run: {took:.1f} s")
+
+
+def test_the_projects_bytecode_is_compiled_on_the_host_for_every_boot(tmp_path, monkeypatch):
+    """The guest's overlay forgets what it compiles; the host compiles once,
+    even with PYTHONDONTWRITEBYTECODE, and leaves the venv and results alone."""
+    from testbed.vm.bytecode import compile_project
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    for rel in ("pkg/__init__.py", "pkg/sub/mod.py", "conftest.py", ".venv/lib/x.py", "test-results/y.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("X = 1\n")
+    assert compile_project(str(tmp_path))
+    tag = sys.implementation.cache_tag
+    for rel in ("pkg/__pycache__/__init__", "pkg/sub/__pycache__/mod", "__pycache__/conftest"):
+        assert (tmp_path / f"{rel}.{tag}.pyc").exists(), rel
+    assert not list((tmp_path / ".venv").rglob("*.pyc")) and not list((tmp_path / "test-results").rglob("*.pyc"))

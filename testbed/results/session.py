@@ -104,6 +104,10 @@ class Reporter:
         self.cases: list[Case] = []
         self.record: Record | None = None
 
+    # After xdist's (which starts the workers): the revision below may probe
+    # the kernel, and under software emulation that and its imports take
+    # seconds the workers can spend starting.
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session) -> None:
         config = self.config
         self.header = Header(

@@ -86,13 +86,21 @@ def guest_request(spec: VmSpec) -> dict:
                     # bytecode is written into the project's overlay (discarded
                     # with the guest): compiled once per boot, not per process
                     "PYTHONPATH": spec.project,
+                    # hypothesis' pytest plugin loads with every pytest (an
+                    # entry point) and costs ~7 s per process under software
+                    # emulation; the conformance suite has no hypothesis
+                    # tests (the fuzzer drives hypothesis itself).  A
+                    # PYTEST_ADDOPTS of the caller's is kept as it is.
+                    "PYTEST_ADDOPTS": os.environ.get("PYTEST_ADDOPTS", "-p no:hypothesispytest"),
                     ENV_TIME_SCALE: "1" if spec.kvm else str(TCG_TIME_SCALE)}}
 
 
 def guest_command(spec: VmSpec) -> str:
     """The short shell line vng runs in the guest: the guest runner.  Absolute
     paths: the guest's PATH is the system's, not this user's."""
-    argv = ["env", f"PYTHONPATH={spec.project}", spec.python, "-m", "testbed.vm", "guest",
+    # -S: the guest runner needs the standard library and the project
+    # only; the venv's site (its .pth files) costs seconds under emulation.
+    argv = ["env", f"PYTHONPATH={spec.project}", spec.python, "-S", "-m", "testbed.vm", "guest",
             os.path.join(spec.out, REQUEST_FILE)]
     return f"cd {shlex.quote(spec.cwd or spec.project)} && exec {shlex.join(argv)}"
 
@@ -110,6 +118,16 @@ def launch_argv(spec: VmSpec) -> list[str]:
     return argv
 
 
+# The host's root over 9p, as vng mounts it, but with the guest's page cache
+# (cache=loose; vng's default is none): every read of a file went to the
+# host, and under software emulation each 9p round trip is dear.  Python
+# processes read the same thousand files (pytest, pyroute2, scapy, ...)
+# once per boot, not once per process.  The guest mounts the root read-only
+# and the host's files do not change under a run; the results directory is
+# a mount of its own, uncached.  The kernel takes the last rootflags=.
+ROOTFLAGS = "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"
+
+
 def vng_argv(spec: VmSpec) -> list[str]:
     """virtme-ng's command line for spec (pure)."""
     argv = [spec.vng, "--run", spec.kernel,
@@ -124,6 +142,7 @@ def vng_argv(spec: VmSpec) -> list[str]:
              "--cwd", spec.cwd or spec.project,
              # Markers from every case: no /dev/kmsg write rate limit.
              "--append", "printk.devkmsg=on",
+             "--append", ROOTFLAGS,
              # udev would load these for the emulated machine; KVM alone costs
              # ~10 s of a software-emulated boot, and none of them is needed.
              "--append", "module_blacklist=" + ",".join(UNNEEDED_MODULES),
@@ -314,6 +333,10 @@ class Boot:
             if deadline is not None and now >= deadline:
                 return None, True
             if self.watch.complete(now):
+                # what the command printed before the crash, not yet read
+                # (the console and stdout are two pipes): to the sink first
+                if out_fd in fds:
+                    self._drain(out_fd)
                 return self.watch.crash(self.spec.boot, self.release, now - start), False
             # Before the command starts the console is quiet for long
             # stretches of a slow boot (the guest runner's Python start-up).
@@ -330,12 +353,23 @@ class Boot:
                     fds.remove(fd)
                 elif fd == out_fd:
                     active = time.monotonic()
-                    self.sink.write(chunk)
-                    self.sink.flush()
-                    self.tail.append(chunk)
+                    self._output(chunk)
                 elif self._console(chunk):
                     active = time.monotonic()
         return None, False
+
+    def _output(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        self.sink.flush()
+        self.tail.append(chunk)
+
+    def _drain(self, fd: int) -> None:
+        """The command's output already in the pipe, without waiting for more."""
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            self._output(chunk)
 
     def _console(self, chunk: bytes, final: bool = False) -> bool:
         """Take console bytes; True if they show activity (a line that is not

@@ -22,6 +22,7 @@ from typing import Optional
 
 from testbed.kmsg import KernelProblem, kernel_problems
 from testbed.vm import probe, runner
+from testbed.vm.bytecode import compile_project
 from testbed.vm.base import DMESG_FILE, REQUEST_FILE, STATUS_FILE, VmError, VmTimeout
 from testbed.vm.console import BOOT_CRASH_FILE, CRASH_FILE, Crash, emulator_hint, kernel_line
 from testbed.vm.image import inspect_kernel
@@ -106,6 +107,7 @@ def run(spec: runner.VmSpec, accel: str = "auto", timeout: Optional[float] = Non
     spec.vng = runner.find_vng(spec.vng)
     qemu = runner.find_qemu(spec.qemu)
     runner.check_host(kernel)
+    compile_project(spec.project)
     spec.kvm, verdict = probe.choose_accel(accel, qemu, log)
     if hang_after is None:
         hang_after = HANG_AFTER_KVM if spec.kvm else HANG_AFTER_TCG
