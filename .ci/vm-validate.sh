@@ -76,6 +76,16 @@ else:
           f"{len(fails)} FAIL line(s), e.g. {fails[0] if fails else '(none)'}")
     if broken[0] != 1 or not any(ln.startswith("FAIL ping hs-1 -> hs-2") for ln in fails):
         failures.append("the broken lab did not fail its pings with exit 1")
+reduced = steps.get("up-reduced")
+if reduced is None:
+    failures.append("`testbed up` of p2p with mode: reduced did not run")
+else:
+    text = open(os.path.join(out, "up-reduced.txt")).read()
+    print(f"vm-validate: p2p with mode: reduced on this kernel: exit {reduced[0]}: "
+          f"{text.strip().splitlines()[0] if text.strip() else '(no output)'}")
+    if reduced[0] != 2 or "revision srl2 has no encapsulation mode 'reduced'" not in text \
+            or "sr6 has it" not in text or "nothing was built" not in text:
+        failures.append(f"mode: reduced was not refused at load on the first revision's kernel: {text[-300:]}")
 selftest = steps.get("selftest-p2p")
 if selftest is None:
     failures.append("the rendered p2p selftest did not run")
