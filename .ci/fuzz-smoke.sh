@@ -7,7 +7,7 @@
 #     repository), the RFC kernel in `testbed vm` for at most FUZZ_SMOKE_VM_TIME
 #     seconds of fuzzing (default 300: seed 2 meets the crash at its 7th
 #     input, 153 s into the boot on a loaded machine; the second boot records
-#     it and fuzzes what is left of the time): the run must come back with its
+#     it and stops there, --stop-at-finding): the run must come back with its
 #     state and, on that kernel, find the wrapped-MTU crash
 #     (FUZZ_SMOKE_EXPECT_MTU=0 to skip that check);
 #  3. when ../shared/kernels/sr6-rfc-v2-6.12/bzImage exists, the series'
@@ -61,7 +61,7 @@ if [ -f "$KDIR/bzImage" ]; then
     python3 -m testbed.cli vm --kernel "$KDIR/bzImage" --memory 2G --out "$OUT/vm" --max-boots 2 \
         --timeout $(( VM_TIME * 3 + 600 )) -- \
         python3 -m testbed.cli fuzz --datapath kernel --time "$VM_TIME" --seed "$SEED" --ip "$KDIR/ip-srl2" \
-        --shrink-boots 0 --no-verify
+        --shrink-boots 0 --no-verify --stop-at-finding
     say "testbed vm exited $? (non-zero is expected when the kernel crashed)"
     if [ ! -f "$OUT/vm/fuzz-summary.txt" ] && [ ! -f "$OUT/vm/fuzz-state.json" ]; then
         say "FAIL: the fuzzer left no summary or state in $OUT/vm"

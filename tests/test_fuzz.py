@@ -259,6 +259,32 @@ def test_a_replay_that_crashes_the_same_way_verifies_the_finding(tmp_path, monke
     r2.journal.close()
 
 
+def test_stop_at_finding_ends_the_fuzzing_once_a_finding_is_recorded(tmp_path, monkeypatch):
+    """The boot after the crash records the finding and fuzzes no more
+    (a CI smoke that only has to find the crash pays for no second boot's time)."""
+    from testbed.fuzz.run import Options, Runner
+
+    r = _runner(tmp_path, 1, monkeypatch)
+    r.journal.write(ev="input", id="b1-3", kind="fuzz", finding=None)
+    for i, s in enumerate(WRAP):
+        r.journal.write(ev="step", id="b1-3", i=i, step=s.to_json())
+    r.state.save(str(tmp_path))
+    r.journal.close()
+    with open(tmp_path / "crashes.jsonl", "w") as f:
+        f.write(json.dumps(CRASH) + "\n")
+    monkeypatch.setenv("TESTBED_VM_BOOT", "2")
+    going_on = Runner(Options(target="kernel", out=str(tmp_path), time=3600))
+    stopping = Runner(Options(target="kernel", out=str(tmp_path), time=3600, stop_at_finding=True))
+    for runner in (going_on, stopping):
+        runner.absorb_crashes()
+        assert len(runner.state.findings) == 1
+    assert not going_on.found_enough() and stopping.found_enough()
+    stopping.world = None  # no lab: fuzz() must not need one to see it is done
+    stopping.fuzz()
+    for runner in (going_on, stopping):
+        runner.journal.close()
+
+
 def test_state_survives_a_round_trip(tmp_path):
     st = State(seed=5)
     st.record("s", "BUG", "t", ["l"], [WRAP[0].to_json()], {0: "ok"}, "b1-1", "kernel", "r", shrink=True)

@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-srh", type=int, default=0, metavar="BYTES",
                    help="keep device SRHs within this size (e.g. 1400): to explore past the wrapped-MTU "
                         "crash long lists trigger on the RFC kernel (default: no limit)")
+    p.add_argument("--stop-at-finding", action="store_true",
+                   help="end the fuzzing at the first finding (recorded, shrunk and replayed as "
+                        "the other options say), not at the end of --time")
     p.set_defaults(run=run)
 
 
@@ -57,6 +60,7 @@ def run(args) -> int:
     out = args.out or os.environ.get("TESTBED_VM_OUT") or "fuzz-results"
     opts = Options(target=target, revision=revision.name, time=args.time, seed=args.seed, out=os.path.abspath(out),
                    steps=args.steps, shrink_boots=args.shrink_boots,
-                   ip=args.ip, verify=not args.no_verify, max_srh=args.max_srh)
+                   ip=args.ip, verify=not args.no_verify, max_srh=args.max_srh,
+                   stop_at_finding=args.stop_at_finding)
     opts.say(f"{target} datapath, revision {revision.name}, {args.time:g} s, seed {args.seed}; results in {opts.out}")
     return Runner(opts).run()

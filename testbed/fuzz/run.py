@@ -38,6 +38,7 @@ class Options:
     ip: str = "ip"                  # iproute2 with the revision's link kind, for replaying reproducers
     verify: bool = True
     max_srh: int = 0                # > 0: device SRHs kept within this many bytes
+    stop_at_finding: bool = False   # end the fuzzing at the first finding (a CI smoke needs no second)
     log: object = None
 
     def say(self, msg: str) -> None:
@@ -326,7 +327,7 @@ class Runner:
         FuzzMachine.deadline = deadline
         FuzzMachine.max_srh = self.o.max_srh
         run = 0
-        while time.time() < deadline and not self.live.wedged:
+        while not self.found_enough() and time.time() < deadline and not self.live.wedged:
             run += 1
             FuzzMachine._hypothesis_internal_use_seed = hash((self.state.seed, self.boot, run)) & 0xFFFFFFFF
             self.live.raised = None
@@ -358,6 +359,11 @@ class Runner:
                 if not self.live.wedged:
                     self.shrink_pending()
                     self.verify_pending()
+
+    def found_enough(self) -> bool:
+        """--stop-at-finding and a finding is recorded (this boot's or, after
+        a crash, an earlier boot's)."""
+        return self.o.stop_at_finding and bool(self.state.findings)
 
     def run(self) -> int:
         self.absorb_crashes()
