@@ -19,7 +19,8 @@ come and go beside it): each run gets
   keepers, srl2_ref, the guardian): those are its processes.
 
 TESTBED_INTERRUPT_SEED fixes the random choices (the seed is printed);
-TESTBED_INTERRUPT_TRIALS (default 30) makes a heavier run.
+TESTBED_INTERRUPT_TRIALS (default 18: every entry point, signal and kind of
+moment once) makes a heavier run.
 """
 from __future__ import annotations
 
@@ -217,7 +218,7 @@ def leftover_state(state_dir: str) -> list[str]:
 
 def test_interrupted_runs_leave_nothing_behind():
     seed = int(os.environ.get("TESTBED_INTERRUPT_SEED") or random.randrange(1 << 32))
-    n = int(os.environ.get("TESTBED_INTERRUPT_TRIALS", "30"))
+    n = int(os.environ.get("TESTBED_INTERRUPT_TRIALS", str(len(ENTRIES) * len(SIGNALS) * 2)))
     print(f"\ninterruption trials: seed {seed} (TESTBED_INTERRUPT_SEED={seed} repeats them), {n} runs")
     # A short directory: the runs' state directories hold the reference
     # datapath's control sockets, and AF_UNIX paths end at 108 bytes.

@@ -434,7 +434,7 @@ def test_real_127_sids_crash_ends_the_boot_and_the_command_resumes(tmp_path):
 @needs_vm_tools
 def test_real_hang_is_detected(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(vm_argv(out, "--timeout", "1200", "--hang-after", "90",
+    proc = subprocess.run(vm_argv(out, "--timeout", "1200", "--hang-after", "30",
                                      "--max-boots", "1") + ["sleep", "100000"],
                           capture_output=True, text=True, timeout=1300, cwd=PROJECT)
     assert proc.returncode == 1, proc.stderr
