@@ -72,6 +72,7 @@ class Daemon:
                 dev = Device(dc, self.faults, self.cfg.hmac_keys, drops, mark)
             except OSError as e:
                 raise SetupError(f"device {dc.name}: cannot create TAP: {e.strerror}") from None
+            dev.revision_vrf = self.cfg.revision.vrf_lookup
             self.devices.append(dev)
             try:
                 dev.ifindex = ipr.link_lookup(ifname=dc.name)[0]

@@ -65,6 +65,10 @@ class Device:
         self.src: IPv6Address | None = None
         self.tail = ctypes.create_string_buffer(len(self.template.tail(ANY)))
         self.raw = raw6()
+        self.vrf = ""  # the VRF its raw socket is bound to (SO_BINDTODEVICE), "" for none
+        # whether the route to the first SID follows the VRF of the device's
+        # master chain (set by the daemon from the revision: sr6)
+        self.revision_vrf = False
         if mark:  # its packets follow the device's table (srl2_ref.fibtable)
             self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
         # the kernel's counters, and any other a drop of this revision moves
@@ -79,6 +83,16 @@ class Device:
         ctypes.memmove(self.tail, self.template.tail(src), len(self.tail))
         try:  # so that the kernel's send-path lookup sees the same source (policy rules)
             self.raw.bind((str(src), 0)) if src != ANY else None
+        except OSError:
+            pass
+
+    def bind_vrf(self, vrf: str) -> None:
+        """Send out of VRF `vrf` ("": none), as the route was found."""
+        if vrf == self.vrf:
+            return
+        self.vrf = vrf
+        try:
+            self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, vrf.encode())
         except OSError:
             pass
 

@@ -20,9 +20,11 @@ carries packets the reference's own lookup routed through that table;
 everything else it drops before sending.  The rules are the reference's
 and go with it.
 
-A VRF's table (sr6 without `table`, its bridge in a VRF: the master chain's
-l3mdev table) is not modelled: the host kernel here has no VRF, so such a
-lab cannot be built to check it against.
+A VRF's table (sr6 without `table`, the device or its bridge in a VRF: the
+master chain's l3mdev table) needs neither: the route is asked for out of
+the VRF (RTM_GETROUTE with the VRF as oif, through the VRF's l3mdev rule)
+and the device's raw socket is bound to the VRF (srl2_ref.routecache).  A
+kernel without VRF (CONFIG_NET_VRF) cannot build such a lab at all.
 """
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """Route lookups towards a device's first SID, cached like the kernel's
 dst_cache and invalidated by rtnetlink notifications; the netns's SRv6
 tunnel source (`ip sr tunsrc`) read over generic netlink.  A device with
-a post-encapsulation table (sr6) looks up in that table (srl2_ref.fibtable).
+a post-encapsulation table (sr6) looks up in that table (srl2_ref.fibtable);
+one without, whose master chain has a VRF (sr6: the device, or its bridge,
+enslaved to one), looks up out of that VRF, and its packets are sent
+bound to it (so that the kernel's own lookup for them goes the same way).
 
 A failed lookup says why (`Route.cause`), since the revisions count them
 differently: "no_route" (ENETUNREACH: nothing matches) or "reject"
@@ -40,6 +43,7 @@ class Route:
     error: str = ""
     expires: float = float("inf")
     cause: str = "no_route"  # of a failed lookup: no_route or reject
+    vrf: str = ""  # the VRF (l3mdev) whose table the route was found through: the send follows it
 
 
 def _failed(error: str, cause: str = "no_route") -> Route:
@@ -148,35 +152,67 @@ class RouteCache:
     def __init__(self, ipr: IPRoute, genl: Seg6Genl):
         self.ipr = ipr
         self.genl = genl
-        self.cache: dict[tuple[IPv6Address, Optional[int]], Route] = {}
+        self.cache: dict[tuple[IPv6Address, Optional[int], Optional[int]], Route] = {}
+        self.vrfs: dict[int, Optional[tuple[int, str]]] = {}  # device -> the VRF of its master chain
         self.lookups = 0
         self.tunsrc: Optional[IPv6Address] = None
 
     def invalidate(self) -> None:
         self.cache.clear()
+        self.vrfs.clear()  # a link change may be a new master (sr6 resets its route cache then)
 
-    def get(self, dst: IPv6Address, table: Optional[int] = None) -> Route:
-        """The route to dst: through the netns's rules, or in `table` only."""
+    def vrf_of(self, ifindex: int) -> Optional[tuple[int, str]]:
+        """(index, name) of the VRF of a device's master chain (its master,
+        the master's master, ...: an sr6 port of a bridge in a VRF is in that
+        VRF), or None."""
+        if ifindex in self.vrfs:
+            return self.vrfs[ifindex]
+        found, index = None, ifindex
+        try:
+            for _ in range(8):  # the kernel nests uppers a few levels at most
+                (link,) = self.ipr.get_links(index)
+                info = link.get_attr("IFLA_LINKINFO")
+                if index != ifindex and info is not None and info.get_attr("IFLA_INFO_KIND") == "vrf":
+                    found = (index, link.get_attr("IFLA_IFNAME"))
+                    break
+                index = link.get_attr("IFLA_MASTER") or 0
+                if not index:
+                    break
+        except (NetlinkError, OSError, ValueError):
+            found = None
+        self.vrfs[ifindex] = found
+        return found
+
+    def get(self, dst: IPv6Address, table: Optional[int] = None, ifindex: int = 0) -> Route:
+        """The route to dst: in `table` only when given (sr6's table), else
+        through the netns's rules, in the VRF of device `ifindex`'s master
+        chain when it has one (sr6: the l3mdev's table)."""
         # Linux reads the tunnel source per packet and `ip sr tunsrc set`
         # sends no notification: a change must reach the next frame.
         tunsrc = self.genl.tunsrc()
         if tunsrc != self.tunsrc:
             self.tunsrc = tunsrc
             self.cache.clear()
-        r = self.cache.get((dst, table))
+        vrf = self.vrf_of(ifindex) if table is None and ifindex else None
+        key = (dst, table, vrf[0] if vrf else None)
+        r = self.cache.get(key)
         if r is not None and (r.ok or r.expires > time.monotonic()):
             return r
-        r = self.lookup(dst) if table is None else self.lookup_table(dst, table)
-        self.cache[(dst, table)] = r
+        r = self.lookup(dst, vrf) if table is None else self.lookup_table(dst, table)
+        self.cache[key] = r
         return r
 
-    def lookup(self, dst: IPv6Address) -> Route:
-        """RTM_GETROUTE for dst (policy rules apply; from tunsrc when set)."""
+    def lookup(self, dst: IPv6Address, vrf: Optional[tuple[int, str]] = None) -> Route:
+        """RTM_GETROUTE for dst (policy rules apply; from tunsrc when set;
+        out of the VRF `vrf` (index, name) when given: its l3mdev rule
+        leads to its table, as `ip route get DST vrf NAME`)."""
         self.lookups += 1
         tunsrc = self.genl.tunsrc()
         kw = {"dst": str(dst), "family": socket.AF_INET6}
         if tunsrc is not None:
             kw["src"] = str(tunsrc)
+        if vrf is not None:
+            kw["oif"] = vrf[0]
         try:
             msgs = self.ipr.route("get", **kw)
         except NetlinkError as e:
@@ -200,7 +236,7 @@ class RouteCache:
             src = IPv6Address(pref) if pref else _select_source(dst, oif)
         if not hl and oif:
             hl = _device_hoplimit(oif)
-        return Route(True, oif=oif, src=src or ANY, hoplimit=hl or None)
+        return Route(True, oif=oif, src=src or ANY, hoplimit=hl or None, vrf=vrf[1] if vrf else "")
 
     def lookup_table(self, dst: IPv6Address, table: int) -> Route:
         """The route to dst in `table` alone (srl2_ref.fibtable)."""

@@ -76,7 +76,7 @@ class Transmitter:
         if n == 0:
             return
         c, drops = dev.c, dev.drops
-        route = self.routes.get(dev.dst, dev.table)
+        route = self.routes.get(dev.dst, dev.table, dev.ifindex if dev.revision_vrf else 0)
         if not route.ok:  # L2: no usable route
             for k in drops[route.cause]:
                 c[k] += n
@@ -102,6 +102,7 @@ class Transmitter:
             for k in drops["encap_error"]:
                 c[k] += n
             return
+        dev.bind_vrf(route.vrf)
         dev.set_src(route.src)
         burst.set_device(dev.tail, dev.sockaddr)
         mode = self.flowlabel_mode()

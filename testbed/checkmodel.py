@@ -41,6 +41,7 @@ class Ping:
     count: int = 3
     timeout: int = 5
     expect_replies: bool = True
+    dev: Optional[str] = None  # ping -I DEV: an interface of `src` (e.g. a bridge in a VRF)
 
 
 @dataclass
@@ -72,8 +73,18 @@ class Frame:
     target_ip: Optional[IPAddress] = None  # arp/nd: the address asked for
 
 
-CheckSpec = Union[Ping, Counters, Frame]
-CheckKind = Literal["ping", "no_ping", "counters", "frame"]
+@dataclass
+class Link:
+    """An interface of a node, as the kernel has it now, has these
+    attributes (the MTU an srl2 device computed, for instance)."""
+
+    node: str
+    dev: str
+    mtu: int
+
+
+CheckSpec = Union[Ping, Counters, Frame, Link]
+CheckKind = Literal["ping", "no_ping", "counters", "frame", "link"]
 
 
 @dataclass

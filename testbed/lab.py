@@ -37,12 +37,19 @@ BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
 BR_STATE_FORWARDING = 3
 IFA_F_NODAD = 0x02
+IFF_UP = 0x1
 IFA_F_TENTATIVE = 0x40
 VETH_INDEX_BASE = 1000  # explicit ifindexes of the local veth ends (see _links)
 
 
 def netns_name(lab: str, node: str) -> str:
     return f"{lab}-{node}"
+
+
+def _bridge_port(link) -> bool:
+    """Whether a link with a master is a bridge's port (not a VRF's)."""
+    info = link.get_attr("IFLA_LINKINFO")
+    return info is None or info.get_attr("IFLA_INFO_SLAVE_KIND") in (None, "bridge")
 
 
 def _port_state(link) -> int | None:
@@ -150,6 +157,7 @@ class Lab:
             self.record.save()
         for node in topo.nodes.values():
             self._srl2_ports(node)
+            self._vrfs(node)
             self._interfaces(node)
         # A route with a `src` is refused while that address is still tentative.
         self._wait_for("IPv6 addresses still tentative", self._addresses_settled,
@@ -185,7 +193,9 @@ class Lab:
             raise LabError(f"{what} in {', '.join(sorted(waiting))} after {timeout:.0f} s")
 
     def _bridge_ports_forward(self, node: str) -> bool:
-        ports = [m for m in self.ns[node].ipr.get_links() if m.get_attr("IFLA_MASTER")]
+        # a port the topology keeps down (`up: false`) never forwards
+        ports = [m for m in self.ns[node].ipr.get_links()
+                 if m.get_attr("IFLA_MASTER") and _bridge_port(m) and m["flags"] & IFF_UP]
         return all(_port_state(m) == BR_STATE_FORWARDING for m in ports)
 
     def _addresses_settled(self, node: str) -> bool:
@@ -287,6 +297,19 @@ class Lab:
                 if port.name in node.srl2:
                     self._port(node, self.ifindex(node.name, br.name), port)
 
+    def _vrfs(self, node: Node) -> None:
+        """VRF devices and their ports, once bridges and srl2 devices exist
+        and before addresses: enslaving cycles a device down and up, which
+        removes its IPv6 addresses."""
+        for vrf in node.vrfs.values():
+            self._req(node, vrf.where, f"VRF {vrf.name} (table {vrf.table})",
+                      lambda ipr: ipr.link("add", ifname=vrf.name, kind="vrf", vrf_table=vrf.table))
+            vrf_index = self.ifindex(node.name, vrf.name)
+            for port in vrf.ports:
+                index = self.ifindex(node.name, port)
+                self._req(node, vrf.where, f"{port} master VRF {vrf.name}",
+                          lambda ipr: ipr.link("set", index=index, master=vrf_index))
+
     def _interfaces(self, node: Node) -> None:
         """Per-interface settings and addresses; then the per-interface
         sysctls (so that they act before the first packet); then everything
@@ -324,7 +347,7 @@ class Lab:
     def _all_ifnames(self, node: Node) -> list[str]:
         assert self.topo is not None
         names = [end.ifname for _, end, _ in self.topo.veth_ends(node.name)]
-        names += list(node.bridges) + list(node.srl2)
+        names += list(node.bridges) + list(node.srl2) + list(node.vrfs)
         names += [n for n in node.interfaces if n not in names and n != "lo"]
         if "lo" in node.interfaces:
             names.append("lo")

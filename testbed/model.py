@@ -65,6 +65,20 @@ class Bridge:
 
 
 @dataclass
+class Vrf:
+    """A VRF device (`ip link add NAME type vrf table T`) and the interfaces
+    enslaved to it (`ip link set DEV master NAME`): a bridge, an srl2 device,
+    a link end.  The route to an srl2 device's first SID is looked up in the
+    VRF's table when the device or its bridge is in the VRF and the device
+    has no `table` of its own (sr6)."""
+
+    name: str
+    table: int
+    ports: list[str] = field(default_factory=list)
+    where: Where = NOWHERE
+
+
+@dataclass
 class Seg6Encap:
     """`encap seg6 mode MODE segs A,B` of a route (iproute2 vocabulary)."""
 
@@ -155,6 +169,7 @@ class Node:
     kind: Literal["host", "router"] = "host"
     interfaces: dict[str, Interface] = field(default_factory=dict)
     bridges: dict[str, Bridge] = field(default_factory=dict)
+    vrfs: dict[str, Vrf] = field(default_factory=dict)
     srl2: dict[str, Srl2] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)

@@ -24,7 +24,11 @@ FEATURES = ("srl2", "End", "End.X", "End.DX2", "End.DT2U")
 # kernel probe reports it beside FEATURES; the reference datapath has no
 # substitute for it.
 ENCAP_SEG6 = "encap seg6"
-HOST_FEATURES = (ENCAP_SEG6,)
+# A VRF device (CONFIG_NET_VRF) is the kernel's on every datapath too: the
+# reference models the post-encapsulation lookup in its table, it does not
+# make the VRF.
+VRF = "vrf"
+HOST_FEATURES = (ENCAP_SEG6, VRF)
 
 # Device counters, by the kernel's names (struct rtnl_link_stats64).
 COUNTERS = (

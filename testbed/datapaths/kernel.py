@@ -21,7 +21,7 @@ from testbed import linux, revisions, state
 from testbed.srv6 import nla, seg6
 from testbed.srv6.seg6encap import seg6_route_encap
 from testbed.kerror import errno_name, kernel_text
-from testbed.datapaths import COUNTERS, ENCAP_SEG6, FEATURES, HOST_FEATURES, Datapath, DatapathError, Probe
+from testbed.datapaths import COUNTERS, ENCAP_SEG6, FEATURES, HOST_FEATURES, VRF, Datapath, DatapathError, Probe
 
 if TYPE_CHECKING:  # pragma: no cover
     from testbed.linux import Netns
@@ -49,7 +49,7 @@ BUILD_HINTS = {
 
 # Probe cache: <state dir>/cache/probe-<release>.json.  Not directly in the
 # state dir, where every *.json is a lab record (testbed.state).
-CACHE_SCHEMA = 4  # bump when reasons or the probe change
+CACHE_SCHEMA = 5  # bump when reasons or the probe change
 CACHE_ENV = "TESTBED_PROBE_CACHE"  # "0": neither read nor write the file cache
 
 # Addresses used inside the scratch namespace only.
@@ -57,6 +57,7 @@ _PROBE_SID = "fc00:7b::{}"
 _PROBE_NH6 = "fc00:7b::ff"
 _PROBE_SEG = "fc00:7b::a"
 _PROBE_DST = "fc00:7c::/64"
+_PROBE_VRF_TABLE = 4242
 
 
 # --------------------------------------------------------------------------
@@ -109,6 +110,18 @@ def encap_reason(e: NetlinkError, release: str) -> str:
         return (f"kernel {release} has no seg6 encapsulation routes "
                 f"(encap seg6 rejected: {kernel_text(e)}); {SEG6LOCAL_BUILD_HINT}; {SEG6_VM_HINT}")
     return f"kernel {release} refused a valid encap seg6 route: {kernel_text(e)}"
+
+
+VRF_OPTION = "CONFIG_NET_VRF"
+
+
+def vrf_reason(e: NetlinkError, release: str) -> str:
+    """Why a VRF device could not be made."""
+    code = abs(e.code) if isinstance(e.code, int) else 0
+    if code == errno.EOPNOTSUPP:
+        return (f"kernel {release} has no VRF devices (rtnetlink: {kernel_text(e)}); needs {VRF_OPTION}; "
+                f"{SEG6_VM_HINT}")
+    return f"kernel {release} refused a valid VRF device: {kernel_text(e)}"
 
 
 def action_reason(action: str, e: NetlinkError, release: str) -> str:
@@ -211,6 +224,12 @@ def probe_kernel() -> Probe:
                       encap=seg6_route_encap("encap", [_PROBE_SEG]))
         except NetlinkError as e:
             missing[ENCAP_SEG6] = encap_reason(e, release)
+
+        # A VRF device (what a topology's `vrfs:` make).
+        try:
+            ipr.link("add", ifname="tbp-vrf", kind="vrf", vrf_table=_PROBE_VRF_TABLE)
+        except NetlinkError as e:
+            missing[VRF] = vrf_reason(e, release)
 
         # A bridge with a veth port: the port is End.DT2U's l2dev, the
         # other end End.DX2's oif.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from testbed import revisions
-from testbed.datapaths import ENCAP_SEG6, Datapath, DatapathError
+from testbed.datapaths import ENCAP_SEG6, HOST_FEATURES, VRF, Datapath, DatapathError
 from testbed.errors import MissingCapability
 from testbed.model import Topology, Where
 
@@ -13,11 +13,12 @@ CHOICES = ("auto", "kernel", "ref")
 
 def kernel_objects(topo: Topology, datapath: str) -> list[tuple[str, str, Where]]:
     """What of `topo` the host's kernel must make itself on `datapath`,
-    in file order: (feature, what, where).  Route-based encapsulation is
-    the kernel's on every datapath; srl2 devices and SIDs only on the
-    kernel datapath (the reference models them)."""
+    in file order: (feature, what, where).  Route-based encapsulation and
+    VRFs are the kernel's on every datapath; srl2 devices and SIDs only on
+    the kernel datapath (the reference models them)."""
     found: list[tuple[str, str, Where]] = []
     for node in topo.nodes.values():
+        found += [(VRF, f"{node.name}: VRF {v.name} (table {v.table})", v.where) for v in node.vrfs.values()]
         for route in node.routes:
             if route.encap is not None:
                 found.append((ENCAP_SEG6, f"{node.name}: route {route.dst} (encap seg6 mode {route.encap.mode})",
@@ -40,7 +41,7 @@ def require(topo: Topology, datapath: str) -> None:
     probe = KernelDatapath.probe(revision=revision_asked(topo))
     for feature, what, where in needs:
         if not probe.has(feature):
-            hint = "" if feature == ENCAP_SEG6 else "; use `--datapath ref` for the reference datapath"
+            hint = "" if feature in HOST_FEATURES else "; use `--datapath ref` for the reference datapath"
             raise MissingCapability(f"{what} needs the kernel's {feature}: {probe.missing[feature]}{hint}",
                                     where)
 

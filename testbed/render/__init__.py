@@ -89,6 +89,7 @@ def render_script(topo: model.Topology, with_checks: bool = False, revision: str
     ]
     needs_srl2_kind = any(n.srl2 for n in topo.nodes.values())
     needs_vlan_filtering = any(b.vlan_filtering for n in topo.nodes.values() for b in n.bridges.values())
+    needs_vrf = any(n.vrfs for n in topo.nodes.values())
     uses_dt2u = any(s.action == "End.DT2U" for n in topo.nodes.values() for s in n.sids)
     # What the kernel's seg6 lwtunnels must do (CONFIG_IPV6_SEG6_LWTUNNEL):
     # each encap mode the routes use (newer modes need newer kernels and
@@ -112,9 +113,11 @@ def render_script(topo: model.Topology, with_checks: bool = False, revision: str
         probe_mode="mode full " if len(rev.modes) > 1 else "",
         uses_dt2u=uses_dt2u,
         needs_vlan_filtering=needs_vlan_filtering,
+        needs_vrf=needs_vrf,
         encap_modes=encap_modes,
         uses_seg6local=uses_seg6local,
-        probes=needs_srl2_kind or uses_dt2u or needs_vlan_filtering or bool(encap_modes) or uses_seg6local,
+        probes=(needs_srl2_kind or uses_dt2u or needs_vlan_filtering or needs_vrf or bool(encap_modes)
+                or uses_seg6local),
         needs_bridge_cmd=plan.needs_bridge_cmd,
         needs_tunsrc=any(n.tunsrc is not None for n in topo.nodes.values()),
         ksft_fail=KSFT_FAIL,

@@ -45,10 +45,12 @@ def script_checks(topo: model.Topology, var: dict[str, str]) -> Optional[ScriptC
             comment = " ".join(comment.split())  # one comment line, whatever the YAML held
         if isinstance(probe, plan.PingProbe):
             cmd = sh("check_ping", probe.title, Var(var[probe.src]), str(probe.address), probe.count,
-                     probe.timeout, "replies" if probe.expect_replies else "none")
+                     probe.timeout, "replies" if probe.expect_replies else "none", *([probe.dev] if probe.dev else []))
         elif isinstance(probe, plan.FrameProbe):
             cmd = _frame(probe, var)
             out.frame_py = inspect.getsource(frames)
+        elif isinstance(probe, plan.LinkProbe):
+            cmd = sh("check_link", probe.title, Var(var[probe.spec.node]), probe.spec.dev, probe.spec.mtu)
         else:
             s = probe.spec
             kind, obj = ("dev", s.dev) if s.dev else ("sid", f"{s.table or 'main'},{s.sid}")

@@ -175,6 +175,16 @@ class Plan:
                         for port in ports:
                             b.commands.extend(self._port(node, br, port))
 
+        vrf_nodes = [n for n in nodes if n.vrfs]
+        if vrf_nodes:  # before addresses: enslaving a device to a VRF removes its IPv6 addresses
+            s = self.section("VRFs and their ports")
+            for node in vrf_nodes:
+                for vrf in node.vrfs.values():
+                    b = s.add(f"{node.name}: VRF {vrf.name}{_at(vrf.where)}",
+                              self.ip(node.name, "link", "add", "dev", vrf.name, "type", "vrf", "table", vrf.table))
+                    b.commands.extend(self.ip(node.name, "link", "set", "dev", port, "master", vrf.name)
+                                      for port in vrf.ports)
+
         s = self.section("interface settings and addresses")
         for node in nodes:
             late = defaults.late_sysctls(node)
@@ -239,8 +249,11 @@ class Plan:
         s = self.section("SIDs (seg6local routes)")
         for node in nodes:
             for sid in node.sids:
-                s.add(f"{node.name}: SID {sid.sid} {sid.action}{_at(sid.where)}",
-                      self.ip(node.name, *self._sid(node.name, sid)))
+                b = s.add(f"{node.name}: SID {sid.sid} {sid.action}{_at(sid.where)}")
+                sid_dev = defaults.sid_dev(self.topo, node.name, sid)
+                if sid_dev in node.srl2:  # the kernel refuses a route whose device is down; the engine ups it too
+                    b.commands.append(self.ip(node.name, "link", "set", "dev", sid_dev, "up"))
+                b.commands.append(self.ip(node.name, *self._sid(node.name, sid)))
 
         # An srl2 device up before the route to its first SID would count
         # every frame the bridge floods to it meanwhile (hosts' router
@@ -306,7 +319,7 @@ class Plan:
     def _settable(self, node: model.Node) -> list[str]:
         """Every interface of the node, in the engine's order."""
         names = [e.ifname for _, e, _ in self.topo.veth_ends(node.name)]
-        names += [n for n in list(node.bridges) + list(node.srl2) if n not in names]
+        names += [n for n in list(node.bridges) + list(node.srl2) + list(node.vrfs) if n not in names]
         names += [n for n in node.interfaces if n not in names and n != "lo"]
         if "lo" in node.interfaces:
             names.append("lo")

@@ -69,6 +69,9 @@ class Revision:
     rx_on_l2dev: bool            # End.DT2U counts rx on an l2dev of this kind
     l2dev_word: str              # E6's extack: "l2dev must be a bridge port or <word> device"
     differs: tuple[Differs, ...] = field(default_factory=tuple)
+    # without a table, the route to the first SID is looked up in the VRF of
+    # the device's master chain (the device, or its bridge, in a VRF)
+    vrf_lookup: bool = False
 
     # ---- the SRH and the MTU -------------------------------------------
 

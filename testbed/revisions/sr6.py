@@ -37,6 +37,7 @@ REVISION = Revision(
     tx_bytes_inner=True,
     rx_on_l2dev=True,
     l2dev_word="sr6",
+    vrf_lookup=True,
     differs=(
         Differs("L1", "collisions and tx_errors +1 per frame",
                 "sr6.c counts ELOOP as collisions + tx_errors (srl2: collisions + tx_dropped)"),

@@ -13,7 +13,8 @@ from testbed import model
 from testbed.topology.inventory import Load
 from testbed.topology.values import Ctx
 from testbed.topology.vocabulary import (AFS, CHECK_KEYS, CHECK_KINDS, COUNTERS_KEYS, DEFAULTS, ETHERTYPE_MAX,
-                                         ETHERTYPE_MIN, FRAME_KEYS, FRAME_KINDS, NODE_NAME_MAX, NODE_NAME_RE,
+                                         ETHERTYPE_MIN, FRAME_KEYS, FRAME_KINDS, LINK_CHECK_KEYS, MTU_MAX, MTU_MIN,
+                                         NODE_NAME_MAX, NODE_NAME_RE,
                                          PING_COUNT_MAX, PING_COUNT_MIN, PING_KEYS, RESERVED_ETHERTYPES,
                                          TIMEOUT_MAX, TIMEOUT_MIN, VLAN_MAX, VLAN_MIN)
 from testbed.topology.yamlpos import did_you_mean, is_null, quote
@@ -64,6 +65,8 @@ def _check(ctx: Ctx, topo: model.Topology, name: str, knode: ScalarNode, body: N
         spec = _ping(ctx, topo, vnode, what, expect_replies=kind == "ping")
     elif kind == "counters":
         spec = _counters(ctx, topo, vnode, what)
+    elif kind == "link":
+        spec = _link(ctx, topo, vnode, what)
     else:
         spec = _frame(ctx, topo, vnode, what)
     if spec is None:
@@ -161,11 +164,22 @@ def _ping(ctx: Ctx, topo: model.Topology, vnode: Node, what: str, expect_replies
             if af is not None and AF_FAMILY[af] not in families:
                 families.append(AF_FAMILY[af])
         ok &= bool(families)
-    both_ways = dst is not None and expect_replies
+    dev = None
+    if "dev" in p and src is not None:
+        dev = ctx.str_(p["dev"][1], "dev (an interface of the pinging node: ping -I DEV)")
+        if dev is not None and dev not in src.interfaces:
+            ctx.err(p["dev"][1], f"dev {quote(dev)} is not an interface of node {quote(src.name)}"
+                                 + did_you_mean(dev, src.interfaces))
+            ok = False
+    both_ways = dst is not None and expect_replies and "dev" not in p
     if "both_ways" in p:
         both_ways = bool(ctx.bool_(p["both_ways"][1], "both_ways"))
         if both_ways and address is not None:
             ctx.err(p["both_ways"][1], "both_ways needs to: NODE (an address cannot ping back)")
+            ok = False
+        elif both_ways and "dev" in p:
+            ctx.err(p["both_ways"][1], "both_ways cannot be used with dev (the interface is the pinging "
+                                       "node's; write the way back as a check of its own)")
             ok = False
     count = defaults["count"]
     if "count" in p:
@@ -197,7 +211,7 @@ def _ping(ctx: Ctx, topo: model.Topology, vnode: Node, what: str, expect_replies
             return None
     return cm.Ping(src=src.name, dst=dst.name if dst else None, address=address,
                    families=tuple(families), both_ways=both_ways, count=count,  # type: ignore[arg-type]
-                   timeout=timeout, expect_replies=expect_replies)
+                   timeout=timeout, expect_replies=expect_replies, dev=dev)
 
 
 def _counters(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optional[cm.Counters]:
@@ -308,3 +322,27 @@ def _frame(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optional[c
             else:
                 frame.target_ip = addrs[0]
     return frame
+
+
+def _link(ctx: Ctx, topo: model.Topology, vnode: Node, what: str) -> Optional[cm.Link]:
+    p = ctx.mapping(vnode, f"a mapping {{node: NODE, dev: IFNAME, mtu: N}} for {what}")
+    if p is None:
+        return None
+    ctx.known_keys(p, LINK_CHECK_KEYS, what)
+    ok = True
+    for key, want in (("node", "a node"), ("dev", "an interface of the node"), ("mtu", "the MTU it must have")):
+        if key not in p:
+            ctx.err(vnode, f"{what} needs {key} ({want})")
+            ok = False
+    node = _node(ctx, topo, p["node"][1], "node") if "node" in p else None
+    dev = None
+    if node is not None and "dev" in p:
+        dev = ctx.str_(p["dev"][1], "dev (an interface of the node)")
+        if dev is not None and dev not in node.interfaces:
+            ctx.err(p["dev"][1], f"dev {quote(dev)} is not an interface of node {quote(node.name)}"
+                                 + did_you_mean(dev, node.interfaces))
+            dev = None
+    mtu = ctx.int_(p["mtu"][1], "mtu", MTU_MIN, MTU_MAX) if "mtu" in p else None
+    if not ok or node is None or dev is None or mtu is None:
+        return None
+    return cm.Link(node=node.name, dev=dev, mtu=mtu)

@@ -4,6 +4,8 @@ devices joining their bridge and naming its HMAC keys, references to
 interfaces, the interface entries of the model, one SID per table."""
 from __future__ import annotations
 
+from yaml.nodes import Node
+
 from testbed import model
 from testbed.topology.inventory import Load, NodeState
 from testbed.topology.nodes import add_port
@@ -46,20 +48,39 @@ def check_node(ctx: Ctx, st: NodeState) -> None:
                                    f"(the node has no hmac_keys; add hmac_keys: {{{dev.hmac}: {{secret: TEXT}}}})"))
 
     # references to interfaces
+    vrf_of: dict[str, tuple[str, Node]] = {}  # VRF port -> (its VRF, where)
     for ifname, at, what, check in st.refs:
         if ifname not in made:
             ctx.err(at, what.format(quote(ifname)) + f" is not an interface of node {nname}"
                         + did_you_mean(ifname, made))
             continue
+        kind = made[ifname][0]
         if check == "port":
-            kind = made[ifname][0]
             if ifname == "lo":
                 ctx.err(at, "the loopback device cannot be a bridge port")
             elif kind == "a bridge":
                 ctx.err(at, f"{quote(ifname)} is a bridge; a bridge cannot be a port of a bridge")
+            elif kind == "a VRF":
+                ctx.err(at, f"{quote(ifname)} is a VRF; a VRF cannot be a port of a bridge")
+        elif check.startswith("vrf port "):
+            if ifname == "lo":
+                ctx.err(at, "the loopback device cannot be enslaved to a VRF (the VRF device is the VRF's own "
+                            "loopback)")
+            elif kind == "a VRF":
+                ctx.err(at, f"{quote(ifname)} is a VRF; a VRF cannot be enslaved to a VRF")
+            elif ifname in st.port_of:
+                bridge, first = st.port_of[ifname]
+                ctx.err(at, f"{quote(ifname)} is a port of bridge {quote(bridge)} (line {first.start_mark.line + 1}); "
+                            "an interface has one master: put the bridge in the VRF instead")
+            elif ifname in vrf_of:
+                other, first = vrf_of[ifname]
+                ctx.err(at, f"{quote(ifname)} is already a port of VRF {quote(other)} "
+                            f"(line {first.start_mark.line + 1}); an interface has one master")
+            else:
+                vrf_of[ifname] = (check.removeprefix("vrf port "), at)
 
     # interface entries: every interface of the node, configured or not
-    rank = {"the loopback device": 0, "a link end": 1, "a bridge": 2, "an srl2 device": 3}
+    rank = {"the loopback device": 0, "a link end": 1, "a bridge": 2, "an srl2 device": 3, "a VRF": 4}
     for ifname, (_what, where) in sorted(made.items(), key=lambda kv: rank.get(kv[1][0], 4)):
         node.interfaces[ifname] = model.Interface(name=ifname, where=where)
     for ifname, knode, iface in st.configured:

@@ -17,7 +17,7 @@ from testbed.topology.values import Ctx, ifname_problem
 from testbed.topology.vocabulary import (BRIDGE_KEYS, DEFAULTS, HMAC_ALGORITHMS, HMAC_KEY_KEYS, HMAC_KEYID_MAX,
                                          HMAC_KEYID_MIN, HMAC_SECRET_MAX, IFACE_KEYS, KINDS, MAX_SEGS, NODE_KEYS,
                                          NODE_NAME_MAX, NODE_NAME_RE, PORT_KEYS, SRL2_KEYS, SRL2_MODES, SYSCTL_RE,
-                                         TABLE_NAMES, U32, VLAN_MAX, VLAN_MIN)
+                                         TABLE_NAMES, U32, VLAN_MAX, VLAN_MIN, VRF_KEYS)
 from testbed.topology.yamlpos import T_BOOL, T_INT, T_NULL, describe, quote, suggest, yaml_bool, yaml_int
 
 
@@ -66,6 +66,8 @@ def parse_node(ctx: Ctx, name: str, knode: ScalarNode, body: Node) -> NodeState:
         node.tunsrc = ctx.ip(p["tunsrc"][1], "tunsrc", 6)
     if "bridges" in p:
         parse_bridges(ctx, st, p["bridges"][1])
+    if "vrfs" in p:
+        parse_vrfs(ctx, st, p["vrfs"][1])
     if "srl2" in p:
         parse_srl2(ctx, st, p["srl2"][1])
     # interfaces are parsed after links are known (pass "interfaces"); routes etc. now
@@ -218,6 +220,41 @@ def parse_bridges(ctx: Ctx, st: NodeState, vnode: Node) -> None:
                 add_port(ctx, st, br, port, item)
 
 
+def parse_vrfs(ctx: Ctx, st: NodeState, vnode: Node) -> None:
+    """`vrfs: {NAME: {table: T, ports: [IFNAME, ...]}}`: VRF devices and
+    what is enslaved to them (checked once every interface is known)."""
+    nname = st.node.name
+    pairs = ctx.mapping(vnode, f"a mapping NAME: {{table: T, ports: [...]}} for the VRFs of node {quote(nname)}")
+    if pairs is None:
+        return
+    for vname, (knode, body) in pairs.items():
+        if ctx.ifname(knode, "a VRF name") is None:
+            continue
+        st.make(ctx, vname, "a VRF", knode)
+        p = ctx.mapping(body, f"a mapping of settings for VRF {quote(vname)} (at least table: T)")
+        if p is None:
+            continue
+        ctx.known_keys(p, VRF_KEYS, f"VRF {quote(vname)} of node {quote(nname)}")
+        table = None
+        if "table" not in p:
+            ctx.err(knode, f"VRF {quote(vname)} needs a table (table: 1..{U32}, the table its routes are in)")
+        else:
+            table = _nonzero_table(ctx, p["table"][1], "Invalid VRF table id")
+        vrf = model.Vrf(name=vname, table=table or 0, where=ctx.where(knode))
+        if "ports" in p:
+            for item in ctx.seq(p["ports"][1], "VRF ports") or []:
+                port = ctx.ifname(item, "a port name")
+                if port is None:
+                    continue
+                if port in vrf.ports:
+                    ctx.err(item, f"{quote(port)} is listed twice as a port of VRF {quote(vname)}")
+                    continue
+                vrf.ports.append(port)
+                st.refs.append((port, item, f"port {{}} of VRF {quote(vname)}", f"vrf port {vname}"))
+        if table is not None:
+            st.node.vrfs[vname] = vrf
+
+
 def parse_port(ctx: Ctx, item: Node, bname: str, nname: str) -> Optional[model.BridgePort]:
     if isinstance(item, MappingNode):
         p = ctx.mapping(item, "a bridge port")
@@ -308,9 +345,15 @@ def parse_srl2(ctx: Ctx, st: NodeState, vnode: Node) -> None:
 def _srl2_table(ctx: Ctx, vnode: Node) -> Optional[int]:
     """The device's post-encapsulation FIB table; 0 is what the kernel
     refuses ("Invalid FIB table ID"), said as such rather than as a range."""
+    return _nonzero_table(ctx, vnode, "Invalid FIB table ID")
+
+
+def _nonzero_table(ctx: Ctx, vnode: Node, kernel_says: str) -> Optional[int]:
+    """A table other than 0 (an sr6 device's, a VRF's: the kernel refuses 0
+    with `kernel_says`)."""
     if isinstance(vnode, ScalarNode) and vnode.tag == T_INT and yaml_int(vnode) == 0:
         names = ", ".join(TABLE_NAMES)
-        ctx.err(vnode, f"table 0 is refused by the kernel (\"Invalid FIB table ID\"); expected 1..{U32} "
+        ctx.err(vnode, f"table 0 is refused by the kernel (\"{kernel_says}\"); expected 1..{U32} "
                        f"or {names}")
         return None
     return ctx.table(vnode)

@@ -21,13 +21,15 @@ class PingProbe:
     count: int
     timeout: int
     expect_replies: bool
+    dev: Optional[str] = None  # ping -I DEV in src
 
     @property
     def title(self) -> str:
         verb = "ping" if self.expect_replies else "no_ping"
         fam = f"IPv{self.address.version}"
         shown = f"{fam} {self.address}" if self.dst != str(self.address) else fam
-        return f"{verb} {self.src} -> {self.dst} ({shown})"
+        src = f"{self.src} dev {self.dev}" if self.dev else self.src
+        return f"{verb} {src} -> {self.dst} ({shown})"
 
 
 @dataclass
@@ -59,7 +61,18 @@ class CountersProbe:
         return f"counters {s.node} {obj}: {'; '.join(parts)}"
 
 
-Probe = Union[PingProbe, FrameProbe, CountersProbe]
+@dataclass
+class LinkProbe:
+    check: str
+    spec: cm.Link
+
+    @property
+    def title(self) -> str:
+        s = self.spec
+        return f"link {s.node} {s.dev}: mtu {s.mtu}"
+
+
+Probe = Union[PingProbe, FrameProbe, CountersProbe, LinkProbe]
 
 
 def first_address(topo: Topology, node: str, family: int):
@@ -82,15 +95,18 @@ def probes(topo: Topology, names: Optional[list[str]] = None) -> list[Probe]:
             for family in spec.families:
                 if spec.address is not None:
                     out.append(PingProbe(check.name, spec.src, str(spec.address), spec.address,
-                                         spec.count, spec.timeout, spec.expect_replies))
+                                         spec.count, spec.timeout, spec.expect_replies, spec.dev))
                     continue
                 assert spec.dst is not None
                 pairs = [(spec.src, spec.dst)] + ([(spec.dst, spec.src)] if spec.both_ways else [])
                 for a, b in pairs:
                     out.append(PingProbe(check.name, a, b, first_address(topo, b, family),
-                                         spec.count, spec.timeout, spec.expect_replies))
+                                         spec.count, spec.timeout, spec.expect_replies,
+                                         spec.dev if a == spec.src else None))
         elif isinstance(spec, cm.Frame):
             out.append(FrameProbe(check.name, spec))
+        elif isinstance(spec, cm.Link):
+            out.append(LinkProbe(check.name, spec))
         else:
             last.append(CountersProbe(check.name, spec))
     return out + last

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from testbed.validate.plan import CountersProbe, PingProbe, Probe
+from testbed.validate.plan import CountersProbe, FrameProbe, LinkProbe, PingProbe, Probe
 
 
 @dataclass
@@ -18,7 +18,12 @@ class Result:
         p = self.probe
         if isinstance(p, PingProbe):
             return "ping" if p.expect_replies else "no_ping"
-        return "counters" if isinstance(p, CountersProbe) else "frame"
+        if isinstance(p, CountersProbe):
+            return "counters"
+        if isinstance(p, LinkProbe):
+            return "link"
+        assert isinstance(p, FrameProbe)
+        return "frame"
 
 
 def line(result: Result) -> str:

@@ -16,7 +16,7 @@ from testbed.errors import LabError, TestbedError
 from testbed.lab import Lab
 from testbed.model import Topology
 from testbed.validate import frames
-from testbed.validate.plan import CountersProbe, FrameProbe, PingProbe, Probe
+from testbed.validate.plan import CountersProbe, FrameProbe, LinkProbe, PingProbe, Probe
 from testbed.validate.report import Result
 
 PING_INTERVAL = "0.2"  # seconds between echo requests (root may go below 0.2)
@@ -39,7 +39,8 @@ def ping_command(probe: PingProbe) -> list[str]:
     """ping's arguments: `ping` sends until `count` replies or `timeout` s
     (-w); `no_ping` sends `count` requests, each waited for `timeout` s (-W)."""
     wait = "-w" if probe.expect_replies else "-W"
-    return ["ping", "-n", "-q", "-c", str(probe.count), "-i", PING_INTERVAL, wait, str(probe.timeout),
+    dev = ["-I", probe.dev] if probe.dev else []
+    return ["ping", "-n", "-q", *dev, "-c", str(probe.count), "-i", PING_INTERVAL, wait, str(probe.timeout),
             str(probe.address)]
 
 
@@ -140,6 +141,21 @@ def judge_counters(probe: CountersProbe, before: dict[str, int], after: dict[str
     return (False, "; ".join(problems)) if problems else (True, "; ".join(facts))
 
 
+# ---------------------------------------------------------------- link
+
+def exec_link(lab: Lab, probe: LinkProbe) -> dict[str, int]:
+    """The interface's attributes as the kernel has them now (IFLA_*)."""
+    s = probe.spec
+    (link,) = lab.node(s.node).ipr.get_links(lab.ifindex(s.node, s.dev))
+    return {"mtu": link.get_attr("IFLA_MTU")}
+
+
+def judge_link(probe: LinkProbe, seen: dict[str, int]) -> tuple[bool, str]:
+    want = probe.spec.mtu
+    got = seen.get("mtu")
+    return (got == want), (f"mtu {got}" if got == want else f"mtu {got}, expected {want}")
+
+
 # ---------------------------------------------------------------- the run
 
 def run(lab: Lab, topo: Topology, probes: list[Probe],
@@ -164,6 +180,9 @@ def run(lab: Lab, topo: Topology, probes: list[Probe],
         elif isinstance(probe, FrameProbe):
             seen = _attempt(lambda p=probe: exec_frame(lab, p))
             done(probe, *(judge_frame(probe, seen) if isinstance(seen, dict) else (False, seen)))
+        elif isinstance(probe, LinkProbe):
+            attrs = _attempt(lambda p=probe: exec_link(lab, p))
+            done(probe, *(judge_link(probe, attrs) if isinstance(attrs, dict) else (False, attrs)))
         else:
             after = _attempt(lambda p=probe: exec_counters(lab, topo, p))
             b = before[i]
