@@ -88,7 +88,7 @@ fi
 # What differs in both runs is a changed verdict; the rest was the machine.
 # The kernel is the same binary as the baseline's, so "fixed" is a change of
 # the harness too (a finding it no longer sees), and counts like the others.
-python3 - "$OUT/1/compare.json" "$OUT/2/compare.json" <<'EOF'
+python3 - "$OUT/1/compare.json" "$OUT/2/compare.json" "$OUT/2/confirm.txt" <<'EOF'
 import json, sys
 
 KINDS = ("new_crashes", "newly_failing", "fixed")
@@ -103,7 +103,10 @@ def changed(path):
     return found
 
 
-first, second = changed(sys.argv[1]), changed(sys.argv[2])
+first = changed(sys.argv[1])
+# the confirming run ran only the differing cases: the rest are missing from it by design
+confirming = set(open(sys.argv[3]).read().split())
+second = {key: d for key, d in changed(sys.argv[2]).items() if key[0] in confirming}
 both = sorted(set(first) & set(second))
 for key in both:
     d = second[key]
