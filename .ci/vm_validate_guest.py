@@ -94,12 +94,17 @@ def main() -> int:
             step("validate-broken", lambda: cli("validate", "vv-broken"))
             step("down-broken", lambda: down("vv-broken", labs))
         # The second revision's reduced mode, asked of this kernel (the
-        # first revision's): refused at load, naming the revision that has
-        # it, before anything is built.
+        # first revision's): refused, at the line of the device, naming the
+        # revision that has it, and nothing is left of the lab.
         reduced = os.path.join(OUT, "p2p-reduced.yaml")
         with open("topologies/p2p.yaml") as f, open(reduced, "w") as g:
             g.write(f.read().replace("segs: [", "mode: reduced, segs: ["))
-        step("up-reduced", lambda: cli("up", reduced, "--datapath", "kernel", "--name", "vv-reduced"))
+        def refused() -> tuple[int, str]:
+            rc, text = cli("up", reduced, "--datapath", "kernel", "--name", "vv-reduced")
+            left = sorted(n for n in os.listdir("/run/netns") if n.startswith("vv-reduced"))
+            return rc, text + f"namespaces left: {' '.join(left) or 'none'}\n"
+
+        step("up-reduced", refused)
         _, script = cli("render", "topologies/p2p.yaml", stdout_only=True)
         with open(os.path.join(OUT, "p2p-selftest.sh"), "w") as f:
             f.write(script)
