@@ -12,7 +12,7 @@ import sys
 SIGINT = 2
 SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 15: "SIGTERM"}  # the signals that interrupt a verb
 VERBS = ("up", "status", "list", "exec", "capture", "down", "render", "graph", "validate", "vm", "report",
-         "compare", "fuzz")
+         "compare", "fuzz", "review")
 
 
 # Usages argparse cannot write: a command after `--` (it would show
