@@ -21,21 +21,19 @@ output in OUT/NAME.txt; a progress line on stdout):
 """
 from __future__ import annotations
 
-import contextlib
 import glob
-import io
 import os
 import subprocess
 import sys
 import time
-from typing import Callable
 
 from testbed import topology
-from testbed.cli import main as testbed
-from testbed.errors import TestbedError
 from testbed.lab import Lab
 
+from guest_steps import Steps, cli  # beside this script (.ci/: sys.path[0])
+
 OUT, SELFTEST = sys.argv[1], sys.argv[2]
+step = Steps(OUT, "vm-scenario")
 # Which parts run (VM_SCENARIO_PARTS, comma-separated; default all): series
 # (the series' own selftest), kernel and ref (each topology up + validate on
 # that datapath), cli (sr6-l2vpn as typed: three processes), render (the
@@ -43,28 +41,6 @@ OUT, SELFTEST = sys.argv[1], sys.argv[2]
 # rest is the comparison with the series' selftest.
 PARTS = set((os.environ.get("VM_SCENARIO_PARTS") or "series,kernel,ref,cli,render").split(","))
 TOPOLOGIES = sorted(glob.glob("topologies/sr6-*.yaml"))
-
-
-def step(name: str, fn: Callable[[], tuple[int, str]]) -> int:
-    start = time.monotonic()
-    try:
-        rc, text = fn()
-    except TestbedError as e:
-        rc, text = 1, f"testbed: error: {e}\n"
-    ms = int((time.monotonic() - start) * 1000)
-    with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
-        f.write(text)
-    with open(os.path.join(OUT, "steps.tsv"), "a") as f:
-        f.write(f"{name}\t{rc}\t{ms}\n")
-    print(f"vm-scenario (guest): {name} exit {rc}, {ms} ms", flush=True)
-    return rc
-
-
-def cli(*args: str, stdout_only: bool = False) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out if not stdout_only else err):
-        rc = testbed(list(args))
-    return rc, out.getvalue()
 
 
 def process(*cmd: str, cwd: str | None = None, stamped: bool = False) -> tuple[int, str]:

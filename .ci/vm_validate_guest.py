@@ -15,47 +15,20 @@ is also what tells `testbed vm` the guest is alive).
 """
 from __future__ import annotations
 
-import contextlib
 import glob
-import io
 import os
 import subprocess
 import sys
-import time
-from typing import Callable
 
 from testbed import topology
-from testbed.cli import main as testbed
 from testbed.datapaths.select import kernel_has_revisions
-from testbed.errors import TestbedError
 from testbed.lab import Lab
+
+from guest_steps import Steps, cli  # beside this script (.ci/: sys.path[0])
 from testbed.run import run
 
 OUT = sys.argv[1]
-
-
-def step(name: str, fn: Callable[[], tuple[int, str]]) -> int:
-    start = time.monotonic()
-    try:
-        rc, text = fn()
-    except TestbedError as e:
-        rc, text = 1, f"testbed: error: {e}\n"
-    ms = int((time.monotonic() - start) * 1000)
-    with open(os.path.join(OUT, f"{name}.txt"), "w") as f:
-        f.write(text)
-    with open(os.path.join(OUT, "steps.tsv"), "a") as f:
-        f.write(f"{name}\t{rc}\t{ms}\n")
-    print(f"vm-validate (guest): {name} exit {rc}, {ms} ms", flush=True)
-    return rc
-
-
-def cli(*args: str, stdout_only: bool = False) -> tuple[int, str]:
-    """`testbed ARGS...` as the command line runs it; its exit status and
-    output (stdout and stderr, or stdout alone)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out if not stdout_only else err):
-        rc = testbed(list(args))
-    return rc, out.getvalue()
+step = Steps(OUT, "vm-validate")
 
 
 def up(path: str, name: str, labs: dict[str, Lab]) -> tuple[int, str]:
